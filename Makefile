@@ -1,0 +1,36 @@
+# mqat-search: set up and run. Only Python 3.10+ (with venv) is needed beforehand.
+#   make quickstart   set up, then run the main job on the embedded default (CPU, minutes)
+#   make test         set up, then run the test suite
+#   make demo         set up, then run the library demo
+# torch is installed first, at TORCH_VERSION, so pip never resolves a multi-GB build by itself;
+# on a GPU machine pick yours, e.g. make test TORCH_VERSION=2.9.1 TORCH_INDEX=https://download.pytorch.org/whl/cu128
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(TORCH_VERSION)
+TORCH_PIP_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
+.PHONY: setup quickstart demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+quickstart: demo
+
+demo: setup
+	$(BIN)/python -m mqat.demo
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,46 @@
+"""mqat: Modular Quantization-Aware Training.
+
+Quantize a modular network (backbone / FPN / head) one module at a time with LSQ, pick
+per-module bit-widths by integer linear programming, and fight weight oscillations with an
+EMA of the weights and QC, a post-QAT correction. Imports torch and PuLP only.
+
+Example::
+
+    import mqat
+    mm = mqat.ModuleMap({"backbone": ["backbone."], "fpn": ["fpn."], "head": ["head."]})
+    table = mqat.sensitivity(model, mm, loss_fn=loss_fn, batches=val_batches)
+    counts = {m: s.weights for m, s in mqat.model_size(model, plan_fp, mm).modules.items()}
+    plan = mqat.solve_bit_plan(table, counts, target_compression=8)
+    result = mqat.run_mqat(model, plan, mm, order=["fpn", "head", "backbone"],
+                           train_epoch=train_epoch, evaluate=evaluate,
+                           ema=mqat.EMAConfig(decay=0.999), qc=mqat.QCConfig())
+    mqat.export_packed(result.model, plan, mm, "model.mqat")
+"""
+from __future__ import annotations
+
+from ._ema import EMAConfig, ModelEMA
+from ._export import PackedModel, export_packed, load_packed
+from ._flow import MQATResult, StageResult, run_mqat
+from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
+from ._layers import QuantConv2d, QuantLinear
+from ._lsq import LSQQuantizer, lsq_fake_quant, quant_range
+from ._module_map import ModuleMap
+from ._oscillation import OscillationTracker
+from ._plan import FULL_PRECISION, QUANT_BITS, VALID_BITS, BitPlan
+from ._qc import QCConfig, add_qc, fold_qc
+from ._quantize import quantize_, quantized_layers
+from ._sensitivity import SensitivityTable, sensitivity
+from ._size import ModelSize, ModuleSize, model_size
+
+__all__ = [
+    "FULL_PRECISION", "QUANT_BITS", "VALID_BITS",
+    "BitPlan", "ModuleMap",
+    "LSQQuantizer", "lsq_fake_quant", "quant_range", "QuantConv2d", "QuantLinear",
+    "quantize_", "quantized_layers",
+    "ModelSize", "ModuleSize", "model_size",
+    "SensitivityTable", "sensitivity",
+    "max_compression", "solve_bit_plan", "solve_bit_plans",
+    "EMAConfig", "ModelEMA", "QCConfig", "add_qc", "fold_qc", "OscillationTracker",
+    "MQATResult", "StageResult", "run_mqat",
+    "PackedModel", "export_packed", "load_packed",
+]

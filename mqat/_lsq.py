@@ -1,0 +1,166 @@
+"""LSQ: learned step size quantization (Esser et al., ICLR 2020).
+
+Forward, per element: ``q = clamp(round(v / s), -Qn, Qp)``, ``v_hat = q * s``.
+Backward (straight-through estimator for round):
+
+* ``d v_hat / d v = 1`` where ``round(v / s)`` lies in ``[-Qn, Qp]``, else 0;
+* ``d v_hat / d s = q - v / s`` inside the range, ``-Qn`` or ``Qp`` where clipped,
+  scaled by ``g = 1 / sqrt(N * Qp)`` with N the number of elements one step covers.
+
+Signed b bits: ``Qn = 2^(b-1)``, ``Qp = 2^(b-1) - 1``; unsigned: ``Qn = 0``, ``Qp = 2^b - 1``.
+``v / s`` is computed as ``v * (1 / s)``, as torch's fused learnable fake-quant ops do, so the
+forward matches them bit for bit.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ._plan import QUANT_BITS
+
+_MIN_STEP = 1e-8
+
+
+def quant_range(bits: int, signed: bool) -> tuple[int, int]:
+    """``(-Qn, Qp)``: the smallest and largest integer level of a ``bits``-bit quantizer."""
+    if signed:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+class _LSQFunction(torch.autograd.Function):
+    """Fake quantization with both LSQ gradients computed in one backward pass."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, step: Tensor, qmin: int, qmax: int, grad_scale: float) -> Tensor:
+        v = x * step.reciprocal()
+        r = torch.round(v)
+        q = r.clamp(qmin, qmax)
+        ctx.save_for_backward(v, r, step)
+        ctx.qrange = (qmin, qmax)
+        ctx.grad_scale = grad_scale
+        return q * step
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        v, r, step = ctx.saved_tensors
+        qmin, qmax = ctx.qrange
+        inside = (r >= qmin) & (r <= qmax)
+        # inside the range the step gradient is round(v) - v; where clipped, the clip level.
+        coef = torch.where(inside, r - v, r.clamp(qmin, qmax))
+        grad_x = grad * inside
+        weighted = grad * coef
+        if step.numel() == 1:
+            grad_step = weighted.sum()
+        else:  # per channel: the step broadcasts along dim 0
+            grad_step = weighted.sum(dim=tuple(range(1, grad.dim())))
+        return grad_x, (grad_step * ctx.grad_scale).reshape(step.shape), None, None, None
+
+
+def lsq_fake_quant(x: Tensor, step: Tensor, qmin: int, qmax: int, grad_scale: float) -> Tensor:
+    """LSQ fake quantization of ``x``; ``step`` broadcasts against ``x`` (per tensor or channel)."""
+    return _LSQFunction.apply(x, step, qmin, qmax, grad_scale)
+
+
+class LSQQuantizer(nn.Module):
+    """A learned-step-size fake quantizer for weights (per channel) or activations (per tensor).
+
+    The step size is initialised from the first batch it sees, ``s = 2 * mean(|v|) / sqrt(Qp)``
+    (per output channel when ``per_channel``). ``signed=None`` decides the sign from that batch:
+    a non-negative input (after a ReLU) gets the unsigned range ``[0, 2^b - 1]``.
+
+    The mode flags ``initialized`` and ``signed`` are buffers, so they travel with the state dict.
+
+    Example::
+
+        wq = LSQQuantizer(4, signed=True, per_channel=True, channels=64)
+        w_hat = wq(conv.weight)        # at most 16 levels per output channel
+    """
+
+    def __init__(self, bits: int, *, signed: bool | None = True, per_channel: bool = False,
+                 channels: int = 1):
+        super().__init__()
+        if isinstance(bits, bool) or bits not in QUANT_BITS:
+            raise ValueError(f"LSQ bits must be one of {list(QUANT_BITS)}, but got {bits!r}")
+        if channels < 1:
+            raise ValueError(f"channels must be at least 1, but got {channels}")
+        self.bits = int(bits)
+        self.per_channel = bool(per_channel)
+        self.auto_sign = signed is None
+        self.step = nn.Parameter(torch.ones(channels if per_channel else 1))
+        self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer("signed", torch.tensor(True if signed is None else bool(signed)))
+        # Python mirror of the buffers, read once, so a forward never syncs with a GPU.
+        self._ready = False
+        self._range = quant_range(self.bits, bool(signed) if signed is not None else True)
+
+    @property
+    def qmin(self) -> int:
+        self._sync_flags()
+        return self._range[0]
+
+    @property
+    def qmax(self) -> int:
+        self._sync_flags()
+        return self._range[1]
+
+    def is_initialized(self) -> bool:
+        """Whether the step size has been set (from a first batch or a loaded state dict)."""
+        self._sync_flags()
+        return self._ready
+
+    def _sync_flags(self) -> None:
+        if not self._ready and bool(self.initialized):
+            self._range = quant_range(self.bits, bool(self.signed))
+            self._ready = True
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._ready = False
+
+    def _step_view(self, x: Tensor) -> Tensor:
+        step = self.step.clamp_min(_MIN_STEP)
+        if self.per_channel:
+            return step.view(-1, *([1] * (x.dim() - 1)))
+        return step
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        """Set the sign (if automatic) and the step size from ``x`` (LSQ's initialisation)."""
+        if self.auto_sign:
+            self.signed.fill_(bool((x < 0).any()))
+        qmin, qmax = quant_range(self.bits, bool(self.signed))
+        if self.per_channel:
+            mean_abs = x.detach().abs().flatten(1).mean(dim=1)
+        else:
+            mean_abs = x.detach().abs().mean().reshape(1)
+        # .data keeps the Parameter object, so an optimizer built before this call still holds it.
+        self.step.data = (2 * mean_abs / math.sqrt(qmax)).clamp_min(_MIN_STEP).to(self.step.dtype)
+        self.initialized.fill_(True)
+        self._range, self._ready = (qmin, qmax), True
+
+    def grad_scale(self, x: Tensor) -> float:
+        """LSQ's step-gradient scale ``1 / sqrt(N * Qp)``, N = elements covered by one step."""
+        per_step = x.numel() // self.step.numel() if self.per_channel else x.numel()
+        return 1.0 / math.sqrt(per_step * self.qmax)
+
+    def integers(self, x: Tensor) -> Tensor:
+        """The integer levels ``clamp(round(x / s), -Qn, Qp)`` (no gradient)."""
+        with torch.no_grad():
+            return torch.round(x * self._step_view(x).reciprocal()).clamp(self.qmin, self.qmax)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.is_initialized():
+            self.initialize(x)
+        qmin, qmax = self._range
+        return lsq_fake_quant(x, self._step_view(x), qmin, qmax, self.grad_scale(x))
+
+    def extra_repr(self) -> str:
+        if not bool(self.initialized):
+            return f"bits={self.bits}, per_channel={self.per_channel}, step=uninitialized"
+        step = self.step.detach()
+        shown = f"{step.item():.4g}" if step.numel() == 1 else f"mean {step.mean().item():.4g}"
+        sign = "signed" if bool(self.signed) else "unsigned"
+        return f"bits={self.bits}, {sign}, per_channel={self.per_channel}, step={shown}"

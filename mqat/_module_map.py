@@ -1,0 +1,134 @@
+"""Module maps: which layers of a network belong to which module (backbone, FPN, head...)."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from torch import nn
+
+from ._plan import BitPlan
+
+#: Layer types whose weights MQAT quantizes (their Quant* subclasses included).
+QUANTIZABLE = (nn.Conv2d, nn.Linear)
+
+
+class ModuleMap:
+    """Names the modules of a network by layer-name prefixes.
+
+    Every conv and linear layer must belong to exactly one module; :meth:`validate` names the
+    first layer that does not. With ``fp_first_last=True`` the network's first and last
+    quantizable layers stay at full precision, whatever the plan says.
+
+    Example::
+
+        mm = ModuleMap({"backbone": ["backbone."], "fpn": ["fpn."], "head": ["head."]})
+        mm.validate(model)
+        mm.layers(model)["fpn"]   # [("fpn.lateral.0", Conv2d(...)), ...]
+    """
+
+    def __init__(self, modules: Mapping[str, Sequence[str]], *, fp_first_last: bool = False):
+        if not isinstance(modules, Mapping) or not modules:
+            raise ValueError(
+                "a module map needs at least one module, e.g. "
+                "{'backbone': ['backbone.'], 'head': ['head.']}, but got "
+                f"{modules!r}"
+            )
+        self.prefixes: dict[str, tuple[str, ...]] = {}
+        for name, prefixes in modules.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"module names must be non-empty strings, but got {name!r}")
+            if isinstance(prefixes, str):
+                prefixes = [prefixes]
+            if not prefixes or not all(isinstance(p, str) and p for p in prefixes):
+                raise ValueError(
+                    f"module {name!r} needs a list of non-empty layer-name prefixes, "
+                    f"but got {prefixes!r}"
+                )
+            self.prefixes[name] = tuple(prefixes)
+        self.fp_first_last = bool(fp_first_last)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.prefixes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.prefixes
+
+    def __repr__(self) -> str:
+        return f"ModuleMap({self.prefixes!r}, fp_first_last={self.fp_first_last})"
+
+    def to_dict(self) -> dict:
+        return {"modules": {m: list(p) for m, p in self.prefixes.items()},
+                "fp_first_last": self.fp_first_last}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ModuleMap:
+        return cls(data["modules"], fp_first_last=data.get("fp_first_last", False))
+
+    def owners(self, layer_name: str) -> list[str]:
+        """The modules whose prefixes match ``layer_name``."""
+        return [m for m, prefixes in self.prefixes.items()
+                if any(layer_name.startswith(p) or layer_name == p.rstrip(".") for p in prefixes)]
+
+    def _quantizable(self, model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+        return ((n, mod) for n, mod in model.named_modules() if isinstance(mod, QUANTIZABLE))
+
+    def validate(self, model: nn.Module) -> None:
+        """Raise ValueError naming the first conv/linear layer that is in no module or in two."""
+        layers = list(self._quantizable(model))
+        if not layers:
+            raise ValueError("the model has no Conv2d or Linear layer to quantize")
+        for name, _ in layers:
+            owners = self.owners(name)
+            if not owners:
+                raise ValueError(
+                    f"layer {name!r} belongs to no module: add a prefix for it to one of "
+                    f"{list(self.names)}"
+                )
+            if len(owners) > 1:
+                raise ValueError(
+                    f"layer {name!r} belongs to several modules {owners}: make the prefixes "
+                    "disjoint"
+                )
+
+    def layers(self, model: nn.Module) -> dict[str, list[tuple[str, nn.Module]]]:
+        """Module name -> its ``(layer name, layer)`` pairs, in model order (validates first)."""
+        self.validate(model)
+        grouped: dict[str, list[tuple[str, nn.Module]]] = {m: [] for m in self.names}
+        for name, layer in self._quantizable(model):
+            grouped[self.owners(name)[0]].append((name, layer))
+        return grouped
+
+    def fixed_fp_layers(self, model: nn.Module) -> set[str]:
+        """Names of layers kept at full precision by the ``fp_first_last`` switch."""
+        if not self.fp_first_last:
+            return set()
+        names = [n for n, _ in self._quantizable(model)]
+        return {names[0], names[-1]} if names else set()
+
+    def check_plan(self, plan: BitPlan) -> None:
+        """Raise ValueError unless ``plan`` names exactly this map's modules."""
+        unknown = [m for m in plan.modules if m not in self.prefixes]
+        if unknown:
+            raise ValueError(
+                f"plan names module(s) {unknown} that are not in the module map "
+                f"{list(self.names)}"
+            )
+        missing = [m for m in self.names if m not in plan.weight_bits]
+        if missing:
+            raise ValueError(
+                f"plan has no bits for module(s) {missing}; it must give bits for every module "
+                f"of {list(self.names)}"
+            )
+
+    def check_modules(self, modules: Sequence[str], *, what: str = "modules") -> list[str]:
+        """Return ``modules`` as a list, raising ValueError on an unknown or repeated name."""
+        if isinstance(modules, str):
+            modules = [modules]
+        modules = list(modules)
+        for m in modules:
+            if m not in self.prefixes:
+                raise ValueError(f"{what} names {m!r}, which is not one of {list(self.names)}")
+        repeated = sorted({m for m in modules if modules.count(m) > 1})
+        if repeated:
+            raise ValueError(f"{what} repeats module(s) {repeated}")
+        return modules

@@ -1,0 +1,1 @@
+"""Configuration, ``run_search``, resume and the ``mqat`` command line."""

@@ -1,0 +1,1 @@
+"""MLflow runs, the Pareto front and hypervolume, Parquet tables and plots."""
