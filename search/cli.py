@@ -1,0 +1,80 @@
+"""The ``mqat`` command line.
+
+Exit status: 0 on success; 2, with one line on stderr, on bad input (nothing is written);
+1 when something fails while running.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import ConfigError, load_config
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from trainables.pretrain import load_model, pretrain
+
+    config = load_config(args.config)
+    task = config.task_instance(progress=not args.quiet)
+    if config.pretrain.checkpoint:
+        try:
+            load_model(task, config.pretrain.checkpoint)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    try:
+        result = pretrain(task, config.pretrain, cache_dir=config.cache_dir, progress=not args.quiet)
+    except ValueError as err:  # data that turn out unreadable while loading
+        raise ConfigError(str(err)) from None
+    print(format_pretrain(result, task))
+    return 0
+
+
+def format_pretrain(result, task) -> str:
+    """The figures a user checks after pretraining, in a few lines."""
+    m = result.metrics
+    if m.get("source") == "checkpoint":
+        return f"using the configured checkpoint {result.checkpoint}"
+    bins = " / ".join(f"{b} {m[f'add_01d_{b}']:.3f}" for b in ("near", "medium", "far")
+                      if f"add_01d_{b}" in m)
+    lines = [
+        f"FP model: ADD-0.1d {m['accuracy']:.3f} +- {m['add_01d_se']:.3f} (standard error, "
+        f"{int(m['images'])} validation images); {bins}",
+        f"          ADD-S-0.1d {m['adds_01d']:.3f}, ADD AUC(0.1d) {m['add_auc']:.3f}, median errors "
+        f"{m['rot_err_deg_median']:.1f} deg / {m['trans_err_cm_median']:.1f} cm, keypoints "
+        f"{m['kp_err_px']:.2f} px",
+    ]
+    if m.get("baseline_accuracy") is not None:
+        lines.append(f"mean-pose baseline: ADD-0.1d {m['baseline_accuracy']:.3f}")
+    timing = f"data {m['data_seconds']:.0f} s, training {m['train_seconds']:.0f} s"
+    lines.append(f"checkpoint: {result.checkpoint} ({'cached' if result.cached else timing})")
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mqat", description="Pareto search of accuracy versus "
+                                "compression with modular quantization-aware training.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pre = sub.add_parser("pretrain", help="train (or reuse) the full-precision model of a config")
+    pre.add_argument("--config", required=True, help="YAML config, e.g. configs/quickstart.yaml")
+    pre.add_argument("--quiet", action="store_true", help="no progress bars")
+    pre.set_defaults(run=_pretrain)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as err:
+        print(f"mqat: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mqat: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns failures into status 1
+        print(f"mqat: failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""YAML configuration -> validated, frozen dataclasses. Nothing in a config is executed.
+
+Every key is checked: an unknown key is refused with the closest known one suggested, a
+value of the wrong type or out of range with what was expected. Validation touches nothing
+outside the config (no Ray, no MLflow, no files written).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainables.pretrain import PretrainConfig
+from trainables.tasks import get_task
+
+
+class ConfigError(ValueError):
+    """Bad input: the command line reports it in one line and exits with status 2."""
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a field's type hint, converting YAML lists to tuples."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0])
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, but got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, but got {value!r}")
+        return float(value)
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where} must be an integer, but got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, but got {value!r}")
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, but got {value!r}")
+    return value
+
+
+def build(cls: type, data: Any, section: str) -> Any:
+    """An instance of dataclass ``cls`` from a mapping, every key checked."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{section} must be a mapping of keys to values, but got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"unknown key {section}.{key}{_suggest(str(key), sorted(fields))}")
+        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: the task and its settings, pretraining, and where outputs go."""
+
+    name: str
+    task_name: str
+    task: Any
+    pretrain: PretrainConfig
+    output_dir: str
+    cache_dir: str = "data"
+    device: str = "auto"
+
+    def task_instance(self, *, progress: bool = True):
+        """The task object (cheap: data are built on first use). Raises ConfigError on bad paths."""
+        try:
+            return get_task(self.task_name).factory(self.task, cache_dir=self.cache_dir,
+                                                    device=self.device, progress=progress)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+
+_TOP_KEYS = ("name", "output_dir", "cache_dir", "device", "task", "pretrain")
+
+
+def config_from_dict(data: Any, *, source: str = "config") -> Config:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source} must be a YAML mapping at the top level")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"unknown key {key}{_suggest(str(key), list(_TOP_KEYS))}")
+    name = _coerce(data.get("name", "mqat"), str, "name")
+    task_data = dict(data.get("task") or {})
+    task_name = task_data.pop("name", "pose")
+    try:
+        entry = get_task(task_name)
+    except ValueError as err:
+        raise ConfigError(f"task.name: {err}") from None
+    device = _coerce(data.get("device", "auto"), str, "device")
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', but got {device!r}")
+    return Config(
+        name=name, task_name=task_name, task=build(entry.config_class, task_data, "task"),
+        pretrain=build(PretrainConfig, data.get("pretrain"), "pretrain"),
+        output_dir=_coerce(data.get("output_dir", f"runs/{name}"), str, "output_dir"),
+        cache_dir=_coerce(data.get("cache_dir", "data"), str, "cache_dir"),
+        device=device)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config (``yaml.safe_load``: no tags, no code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    return config_from_dict(data, source=str(path))

@@ -1,0 +1,36 @@
+import pytest
+
+from search.config import ConfigError, config_from_dict, load_config
+
+
+def test_quickstart_config_is_valid():
+    config = load_config("configs/quickstart.yaml")
+    assert config.task_name == "pose" and config.task.val_images >= 2000
+    assert config.pretrain.epochs >= 1
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"taks": {}}, r"unknown key taks; did you mean 'task'\?"),
+    ({"task": {"name": "pose", "val_image": 10}}, r"unknown key task.val_image; did you mean 'val_images'\?"),
+    ({"task": {"name": "segmentation"}}, r"unknown task 'segmentation'"),
+    ({"task": {"width": "wide"}}, r"task.width must be an integer, but got 'wide'"),
+    ({"task": {"width": 0}}, r"task.width must be an integer >= 1"),
+    ({"task": {"source": "bop"}}, r"bop_path is required"),
+    ({"task": {"keypoints": 3}}, r"at least 4"),
+    ({"pretrain": {"epochs": -1}}, r"pretrain.epochs must be an integer >= 1"),
+    ({"pretrain": {"lr": "fast"}}, r"pretrain.lr must be a number"),
+    ({"device": "tpu"}, r"device must be"),
+    ([1, 2], r"mapping at the top level"),
+])
+def test_bad_configs_name_the_problem(data, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(data)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")

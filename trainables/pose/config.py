@@ -1,0 +1,62 @@
+"""Configuration of the pose task (validated on creation, before any work)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"task.{name} must be an integer >= {minimum}, but got {value!r}")
+
+
+def _choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"task.{name} must be one of {list(choices)}, but got {value!r}")
+
+
+@dataclass(frozen=True)
+class PoseConfig:
+    """The 6D pose task: data (rendered or BOP), network size and keypoints, decoding."""
+
+    source: str = "rendered"
+    train_images: int = 16000
+    val_images: int = 2000
+    image_size: int = 128
+    occlusion: float = 0.3
+    bop_path: str | None = None
+    bop_object_id: int = 1
+    bop_split: str = "test"
+    bop_val_fraction: float = 0.2
+    keypoints: int = 11
+    keypoint_kind: str = "surface"
+    width: int = 16
+    depth: int = 1
+    fpn_channels: int = 32
+    batch_size: int = 32
+    roll_augment: bool = True
+    pnp: str = "ransac"
+    pnp_threshold: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("source", self.source, ("rendered", "bop"))
+        for name in ("train_images", "val_images", "keypoints", "width", "depth",
+                     "fpn_channels", "batch_size"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("image_size", self.image_size, 32)
+        if self.image_size % 32:
+            raise ValueError(f"task.image_size must be a multiple of 32 (the backbone's stride), "
+                             f"but got {self.image_size}")
+        if self.keypoints < 4:
+            raise ValueError(f"task.keypoints must be at least 4 for PnP, but got {self.keypoints}")
+        _choice("keypoint_kind", self.keypoint_kind, ("surface", "box"))
+        if self.keypoint_kind == "box" and self.keypoints > 9:
+            raise ValueError("task.keypoints can be at most 9 (8 corners + centre) with "
+                             f"keypoint_kind 'box', but got {self.keypoints}")
+        _choice("pnp", self.pnp, ("ransac", "iterative"))
+        if not 0.0 <= self.occlusion <= 1.0:
+            raise ValueError(f"task.occlusion must lie in [0, 1], but got {self.occlusion!r}")
+        if not 0.0 < self.bop_val_fraction < 1.0:
+            raise ValueError(f"task.bop_val_fraction must lie in (0, 1), but got {self.bop_val_fraction!r}")
+        if self.source == "bop" and not self.bop_path:
+            raise ValueError("task.bop_path is required when task.source is 'bop'")

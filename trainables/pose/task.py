@@ -1,0 +1,205 @@
+"""The 6D pose task: rendered (or BOP) images, the keypoint network, ADD-0.1d as accuracy."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import mqat
+
+from .augment import jitter, random_angles, roll
+from .bop import BopSpec, check_bop, load_bop, load_bop_object
+from .camera import project
+from .config import PoseConfig
+from .dataset import PoseData, RenderSpec, cached_render
+from .keypoints import decode, pose_loss
+from .metrics import mean_pose, pose_metrics
+from .network import MODULE_MAP, PoseNet
+from .pnp import solve_pnp
+from .satellite import ObjectModel, satellite
+
+_MEAN, _STD = 0.5, 0.25
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """CUDA when asked for or, with ``auto``, when present; the CPU otherwise."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class PoseTask:
+    """Satellite pose estimation from keypoints; see :class:`PoseConfig` for its settings.
+
+    Data are built lazily (rendered once and cached under ``cache_dir``), so a task can be
+    created and checked cheaply on the driver.
+    """
+
+    def __init__(self, config: PoseConfig, *, cache_dir: str | Path = "data", device: str = "auto",
+                 progress: bool = True):
+        self.config = config
+        self.cache_dir = Path(cache_dir)
+        self.device = pick_device(device)
+        self.progress = progress
+        self.module_map = mqat.ModuleMap(MODULE_MAP)
+        self.render_seconds = 0.0
+        self._generator = torch.Generator().manual_seed(config.seed)
+        if config.source == "bop":
+            check_bop(self._bop_spec())
+
+    # ---- data -------------------------------------------------------------------------
+    def _bop_spec(self) -> BopSpec:
+        c = self.config
+        return BopSpec(c.bop_path, c.bop_object_id, c.bop_split, c.image_size, seed=c.seed)
+
+    @cached_property
+    def object(self) -> ObjectModel:
+        c = self.config
+        if c.source == "bop":
+            return load_bop_object(self._bop_spec(), keypoints=c.keypoints, keypoint_kind=c.keypoint_kind)
+        return satellite(keypoints=c.keypoints, keypoint_kind=c.keypoint_kind)
+
+    def _render_specs(self) -> tuple[RenderSpec, RenderSpec]:
+        c = self.config
+        train = RenderSpec(c.train_images, seed=2 * c.seed, size=c.image_size, occlusion=c.occlusion)
+        val = RenderSpec(c.val_images, seed=2 * c.seed + 1, size=c.image_size, occlusion=c.occlusion)
+        return train, val
+
+    @cached_property
+    def _datasets(self) -> tuple[PoseData, PoseData]:
+        start = time.perf_counter()
+        c = self.config
+        if c.source == "bop":
+            data = load_bop(self._bop_spec(), self.object, spans=RenderSpec(1, 0).spans)
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(c.seed))
+            n_val = max(1, int(round(len(data) * c.bop_val_fraction)))
+            out = data.subset(order[n_val:]), data.subset(order[:n_val])
+        else:
+            train_spec, val_spec = self._render_specs()
+            out = (cached_render(train_spec, self.cache_dir, progress=self.progress, desc="rendering train"),
+                   cached_render(val_spec, self.cache_dir, progress=self.progress, desc="rendering val"))
+        self.render_seconds = time.perf_counter() - start
+        return out
+
+    @property
+    def train_data(self) -> PoseData:
+        return self._datasets[0]
+
+    @property
+    def val_data(self) -> PoseData:
+        return self._datasets[1]
+
+    @cached_property
+    def _keypoints3d(self) -> Tensor:
+        return torch.tensor(self.object.keypoints, dtype=torch.float32)
+
+    def keypoints2d(self, data: PoseData, index) -> Tensor:
+        return project(self._keypoints3d, data.R[index], data.t[index], data.K[index])
+
+    def _inputs(self, images: Tensor) -> Tensor:
+        x = images.to(self.device, non_blocking=True).float().div_(255)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def _normalise(x: Tensor) -> Tensor:
+        return (x - _MEAN) / _STD
+
+    # ---- model ------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        c = self.config
+        model = PoseNet(keypoints=c.keypoints, width=c.width, depth=c.depth, fpn_channels=c.fpn_channels)
+        return model.to(self.device, memory_format=torch.channels_last)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"task": "pose", "config": asdict(self.config)}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.train_data) // self.config.batch_size)
+
+    # ---- training ---------------------------------------------------------------------
+    def train_batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Augmented, normalised images and their 2D keypoints for the training images ``index``."""
+        data = self.train_data
+        x = self._inputs(data.images[index])
+        kps = self.keypoints2d(data, index).to(self.device)
+        if self.config.roll_augment:
+            x, kps = roll(x, kps, random_angles(len(index), self._generator).to(self.device))
+        x = jitter(x, self._generator)
+        return self._normalise(x).contiguous(memory_format=torch.channels_last), kps
+
+    def train_epoch(self, model: nn.Module, optimizer, on_step) -> float:
+        """One pass over the training set in random order; returns the mean loss."""
+        order = torch.randperm(len(self.train_data), generator=self._generator)
+        total, count = 0.0, 0
+        for index in order.split(self.config.batch_size):
+            x, kps = self.train_batch(index)
+            loss = pose_loss(model(x), kps)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            on_step()
+            total += loss.item() * len(index)
+            count += len(index)
+        return total / count
+
+    def loss_fn(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        return pose_loss(model(batch[0]), batch[1])
+
+    def sensitivity_batches(self, count: int = 4) -> list[tuple[Tensor, Tensor]]:
+        """Un-augmented validation batches with their keypoints (for sensitivity)."""
+        data, bs = self.val_data, self.config.batch_size * 2
+        out = []
+        for start in range(0, min(len(data), count * bs), bs):
+            index = torch.arange(start, min(start + bs, len(data)))
+            x = self._normalise(self._inputs(data.images[index]))
+            out.append((x, self.keypoints2d(data, index).to(self.device)))
+        return out
+
+    # ---- evaluation -------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_keypoints(self, model: nn.Module, data: PoseData, batch_size: int = 128) -> Tensor:
+        model.eval()
+        out = []
+        for start in range(0, len(data), batch_size):
+            x = self._normalise(self._inputs(data.images[start:start + batch_size]))
+            logits, offsets = model(x)
+            out.append(decode(logits.float(), offsets.float())[0].cpu())
+        return torch.cat(out)
+
+    def solve_poses(self, keypoints: Tensor, data: PoseData) -> tuple[Tensor, Tensor]:
+        obj = self.object.keypoints
+        ransac = self.config.pnp == "ransac"
+        Rs, ts = [], []
+        for kp, K in zip(keypoints.numpy(), data.K.numpy()):
+            R, t = solve_pnp(obj, kp, K, ransac=ransac, threshold=self.config.pnp_threshold)
+            Rs.append(R)
+            ts.append(t)
+        return (torch.tensor(np.array(Rs), dtype=torch.float32),
+                torch.tensor(np.array(ts), dtype=torch.float32))
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """ADD-0.1d on the validation set (``accuracy``) with the metrics beside it."""
+        data = self.val_data
+        kps = self.predict_keypoints(model, data)
+        R_pred, t_pred = self.solve_poses(kps, data)
+        metrics = self._score(R_pred, t_pred, data)
+        true = self.keypoints2d(data, slice(None))
+        metrics["kp_err_px"] = float((kps - true).norm(dim=-1).mean())
+        return metrics
+
+    def _score(self, R_pred: Tensor, t_pred: Tensor, data: PoseData) -> dict[str, float]:
+        points = torch.tensor(self.object.points, dtype=torch.float32)
+        return pose_metrics(points, self.object.diameter, R_pred, t_pred, data.R, data.t, data.bins)
+
+    def mean_pose_baseline(self) -> dict[str, float]:
+        """The metrics of always predicting the mean training pose (what no learning gives)."""
+        R, t = mean_pose(self.train_data.R, self.train_data.t)
+        n = len(self.val_data)
+        return self._score(R.expand(n, 3, 3), t.expand(n, 3), self.val_data)

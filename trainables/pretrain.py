@@ -1,0 +1,126 @@
+"""Full-precision pretraining of a task's model, cached by a hash of what determines it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Epochs and Adam settings (cosine decay to zero); or an existing ``checkpoint`` to use."""
+
+    epochs: int = 5
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    checkpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"pretrain.epochs must be an integer >= 1, but got {self.epochs!r}")
+        if not self.lr > 0:
+            raise ValueError(f"pretrain.lr must be > 0, but got {self.lr!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"pretrain.weight_decay must be >= 0, but got {self.weight_decay!r}")
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """Where the FP state dict lies, its metrics, and whether it came from the cache."""
+
+    checkpoint: Path
+    metrics: dict[str, Any]
+    cached: bool
+
+
+def cache_key(task, config: PretrainConfig) -> str:
+    settings = {k: v for k, v in asdict(config).items() if k != "checkpoint"}
+    payload = json.dumps({"task": task.fingerprint(), "pretrain": settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict read safely (``weights_only``); ValueError with the reason if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or unsafe files
+        raise ValueError(f"cannot read checkpoint {str(path)!r}: {str(err).splitlines()[0]}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint {str(path)!r} does not hold a state dict of tensors")
+    return state
+
+
+def load_model(task, path: str | Path) -> nn.Module:
+    """The task's model with the checkpoint's weights; ValueError if they do not fit."""
+    model = task.build_model()
+    try:
+        model.load_state_dict(load_state_dict(path))
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {str(path)!r} does not fit the task's model: "
+                         f"{str(err).splitlines()[0]}") from None
+    return model
+
+
+def _atomic_write(path: Path, write) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as tmp:
+        write(tmp)
+    os.replace(tmp.name, path)
+
+
+def train_fp(task, config: PretrainConfig, *, progress: bool = True) -> tuple[nn.Module, float]:
+    """Train the task's model at full precision; returns it and the training wall time."""
+    from tqdm import tqdm
+
+    model = task.build_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total = config.epochs * task.steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    start = time.perf_counter()
+    with tqdm(total=total, desc="pretraining", unit="step", disable=not progress) as bar:
+        def on_step() -> None:
+            schedule.step()
+            bar.update()
+
+        for epoch in range(config.epochs):
+            model.train()
+            loss = task.train_epoch(model, optimizer, on_step)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"pretraining loss became {loss} in epoch {epoch + 1}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}")
+    return model, time.perf_counter() - start
+
+
+def pretrain(task, config: PretrainConfig, *, cache_dir: str | Path, progress: bool = True) -> Pretrained:
+    """The FP checkpoint for ``task``: the configured one, a cached one, or a newly trained one."""
+    if config.checkpoint:
+        load_model(task, config.checkpoint)  # fails now, clearly, if it does not fit
+        return Pretrained(Path(config.checkpoint), {"source": "checkpoint"}, cached=True)
+    directory = Path(cache_dir) / "pretrain" / cache_key(task, config)
+    checkpoint, metrics_path = directory / "model.pt", directory / "metrics.json"
+    if checkpoint.is_file() and metrics_path.is_file():
+        return Pretrained(checkpoint, json.loads(metrics_path.read_text()), cached=True)
+
+    _ = task.train_data, task.val_data  # render (or read) the data first, timed on its own
+    model, train_seconds = train_fp(task, config, progress=progress)
+    metrics = task.evaluate(model)
+    baseline = task.mean_pose_baseline() if hasattr(task, "mean_pose_baseline") else {}
+    metrics.update({"train_seconds": train_seconds, "data_seconds": getattr(task, "render_seconds", 0.0),
+                    "baseline_accuracy": baseline.get("accuracy"), "epochs": config.epochs})
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _atomic_write(checkpoint, lambda f: torch.save(state, f))
+    _atomic_write(metrics_path, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
+    return Pretrained(checkpoint, metrics, cached=False)
