@@ -1,5 +1,5 @@
 # mqat-search: set up and run. Only Python 3.10+ (with venv) is needed beforehand.
-#   make quickstart   set up, then run the main job on the embedded default (CPU, minutes)
+#   make quickstart   set up, then run the quickstart search (local Ray, CPU, about 20 minutes)
 #   make test         set up, then run the test suite
 #   make demo         set up, then run the library demo
 # torch is installed first, at TORCH_VERSION, so pip never resolves a multi-GB build by itself;
@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $@
 
-quickstart: demo
+quickstart: setup
+	$(BIN)/mqat search --config configs/quickstart.yaml
 
 demo: setup
 	$(BIN)/python -m mqat.demo

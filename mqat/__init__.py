@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ._ema import EMAConfig, ModelEMA
 from ._export import PackedModel, export_packed, load_packed
-from ._flow import MQATResult, StageResult, run_mqat
+from ._flow import FlowState, MQATResult, StageResult, run_mqat
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
 from ._layers import QuantConv2d, QuantLinear
 from ._lsq import LSQQuantizer, lsq_fake_quant, quant_range
@@ -41,6 +41,6 @@ __all__ = [
     "SensitivityTable", "sensitivity",
     "max_compression", "solve_bit_plan", "solve_bit_plans",
     "EMAConfig", "ModelEMA", "QCConfig", "add_qc", "fold_qc", "OscillationTracker",
-    "MQATResult", "StageResult", "run_mqat",
+    "FlowState", "MQATResult", "StageResult", "run_mqat",
     "PackedModel", "export_packed", "load_packed",
 ]

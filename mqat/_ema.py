@@ -76,6 +76,13 @@ class ModelEMA:
         self.updates += 1
 
     @torch.no_grad()
+    def load(self, state: dict[str, torch.Tensor], updates: int) -> None:
+        """Restore a saved average (the shadow must already have the saved structure)."""
+        self.module.load_state_dict(state)
+        self.updates = updates
+        self._fresh.clear()
+
+    @torch.no_grad()
     def refresh(self, model: nn.Module) -> None:
         """Follow a change of the model's structure (a module was just quantized).
 

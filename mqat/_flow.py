@@ -43,12 +43,28 @@ class StageResult:
     metrics: dict[str, float] = field(default_factory=dict)
     oscillation: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any]) -> StageResult:
+        """Inverse of ``asdict`` (as stored in a :class:`FlowState`)."""
+        return cls(**{**data, "modules": tuple(data["modules"])})
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["modules"] = ",".join(self.modules)
         out.update({f"metric/{k}": v for k, v in out.pop("metrics").items()})
         out.update({f"oscillation/{k}": v for k, v in out.pop("oscillation").items()})
         return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass
+class FlowState:
+    """Where the flow stands after a stage: what :func:`run_mqat` needs to resume after it."""
+
+    next_stage: int
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None
+    ema_updates: int
+    results: list[dict[str, Any]]
 
 
 @dataclass
@@ -60,6 +76,7 @@ class MQATResult:
     model: nn.Module
     stages: list[StageResult]
     final: dict[str, float]
+    metrics: dict[str, float] = field(default_factory=dict)  # every metric of ``model``
 
 
 def _accuracy(evaluate: Evaluate, model: nn.Module) -> tuple[float, dict[str, float]]:
@@ -105,6 +122,8 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
              epochs_per_stage: int = 1, optimizer: OptimizerFactory | None = None,
              ema: EMAConfig | None = None, qc: QCConfig | None = None,
              on_stage: Callable[[StageResult], None] | None = None,
+             evaluate_stage: Evaluate | None = None, ema_every_stage: bool = False,
+             resume: FlowState | None = None, on_state: Callable[[FlowState], None] | None = None,
              oscillation_threshold: float = 0.005) -> MQATResult:
     """Modular QAT: quantize the modules one at a time in ``order``, fine-tuning after each.
 
@@ -115,6 +134,12 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
     a :class:`ModelEMA` shadows the training; with ``qc`` the final model gets the QC
     correction, folded away at the end. ``on_stage`` receives each :class:`StageResult`,
     QC's included. A non-finite training loss raises ``FloatingPointError``.
+
+    Only the model that is returned is scored with ``evaluate``; the others (earlier stages,
+    and the raw and EMA models when EMA or QC follow them) only inform and are scored with
+    ``evaluate_stage`` (default ``evaluate``), which may be cheaper. The EMA model is scored
+    at the last stage only unless ``ema_every_stage``. After each stage ``on_state``
+    receives a :class:`FlowState`; passing it back as ``resume`` continues after that stage.
     """
     module_map.check_plan(plan)
     if isinstance(epochs_per_stage, bool) or not isinstance(epochs_per_stage, int) \
@@ -135,11 +160,19 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
 
     results: list[StageResult] = []
     done: list[str] = []
+    ema_metrics = None
+    cheap = evaluate_stage or evaluate
+    skip = resume.next_stage if resume is not None else 0
     for index, modules in enumerate(stages):
         start = time.perf_counter()
         name = "+".join(modules) if order is not None else "uniform"
+        last = index == len(stages) - 1
         quantize_(model, plan, module_map, modules=modules)
         done += modules
+        if index < skip:
+            if index == skip - 1:
+                results = _restore(resume, model, shadow)
+            continue
         if shadow is not None:
             shadow.refresh(model)
         if tracker is None:
@@ -148,8 +181,13 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
             tracker.refresh(model)
         params = [p for p in model.parameters() if p.requires_grad]
         loss = _train(model, params, optimizer, train_epoch, epochs, on_step, name)
-        accuracy, metrics = _accuracy(evaluate, model)
-        ema_accuracy = _accuracy(evaluate, shadow.module)[0] if shadow is not None else None
+        # only the model that is returned is scored with `evaluate`; the rest inform
+        returned_raw = last and shadow is None and qc is None
+        accuracy, metrics = _accuracy(evaluate if returned_raw else cheap, model)
+        ema_accuracy = None
+        if shadow is not None and (last or ema_every_stage):
+            ema_accuracy, ema_metrics = _accuracy(evaluate if last and qc is None else cheap,
+                                                  shadow.module)
         size = model_size(model, plan.restricted_to(done), module_map)
         result = StageResult(index, name, tuple(modules), accuracy, size.compression,
                              size.packed_bytes, tracker.overall(), loss,
@@ -157,19 +195,40 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
         results.append(result)
         if on_stage:
             on_stage(result)
+        if on_state:
+            on_state(FlowState(index + 1, _state_of(model), _state_of(shadow.module) if shadow else None,
+                               shadow.updates if shadow else 0, [asdict(r) for r in results]))
 
     final_model = shadow.module if shadow is not None else model
     final = {"accuracy_raw": results[-1].accuracy}
+    final_metrics = results[-1].metrics
     if shadow is not None:
-        final["accuracy_ema"] = results[-1].ema_accuracy
+        if ema_metrics is None:  # resumed after the last stage: score the average now
+            _, ema_metrics = _accuracy(evaluate if qc is None else cheap, shadow.module)
+        final["accuracy_ema"] = ema_metrics["accuracy"]
+        final_metrics = ema_metrics
     final["accuracy"] = final.get("accuracy_ema", final["accuracy_raw"])
     if qc is not None:
         result = _run_qc(final_model, plan, module_map, qc, train_epoch, evaluate, results[-1])
         final["accuracy_qc"] = final["accuracy"] = result.accuracy
+        final_metrics = result.metrics
         results.append(result)
         if on_stage:
             on_stage(result)
-    return MQATResult(final_model, results, final)
+    return MQATResult(final_model, results, final, final_metrics)
+
+
+def _state_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _restore(state: FlowState, model: nn.Module, shadow: ModelEMA | None) -> list[StageResult]:
+    """Load a saved flow state into a model quantized up to the same stage."""
+    model.load_state_dict(state.model)
+    if shadow is not None and state.ema is not None:
+        shadow.refresh(model)
+        shadow.load(state.ema, state.ema_updates)
+    return [StageResult.from_state(r) for r in state.results]
 
 
 def _run_qc(model, plan, module_map, qc, train_epoch, evaluate, last: StageResult) -> StageResult:

@@ -29,6 +29,44 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from .prepare import check, describe, prepare
+
+    config = load_config(args.config)
+    if args.targets:
+        from dataclasses import replace
+        config = replace(config, search=replace(config.search, targets=tuple(args.targets)))
+    checked = check(config, progress=not args.quiet)
+    print(describe(prepare(config, checked, progress=not args.quiet)))
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    import time
+
+    from tracking.results import format_front
+
+    from .run import run_search
+
+    config = load_config(args.config)
+    start = time.monotonic()
+    result = run_search(config, address=args.address, resume=args.resume,
+                        num_samples=args.num_samples, progress=not args.quiet)
+    rows = result.rows
+    finished = sum(r["status"] == "finished" for r in rows)
+    failed = sum(r["status"] == "failed" for r in rows)
+    print(f"\nPareto front of {finished} finished trials ({failed} failed), accuracy = ADD-0.1d "
+          f"+- standard error:")
+    print(format_front(rows))
+    print(f"search: {result.path} ({(time.monotonic() - start) / 60:.1f} min)")
+    expected = args.num_samples or config.search.num_samples
+    if finished + failed < expected:
+        print(f"the search stopped early; continue it with: mqat search --config {args.config} --resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
 def format_pretrain(result, task) -> str:
     """The figures a user checks after pretraining, in a few lines."""
     m = result.metrics
@@ -58,6 +96,20 @@ def parser() -> argparse.ArgumentParser:
     pre.add_argument("--config", required=True, help="YAML config, e.g. configs/quickstart.yaml")
     pre.add_argument("--quiet", action="store_true", help="no progress bars")
     pre.set_defaults(run=_pretrain)
+
+    plan = sub.add_parser("plan", help="print the sensitivity table and the ILP plans for targets")
+    plan.add_argument("--config", required=True)
+    plan.add_argument("--targets", type=float, nargs="+", help="compression targets (default: the config's)")
+    plan.add_argument("--quiet", action="store_true")
+    plan.set_defaults(run=_plan)
+
+    search = sub.add_parser("search", help="run the Pareto search of a config")
+    search.add_argument("--config", required=True)
+    search.add_argument("--num-samples", type=int, help="trials to run (default: the config's)")
+    search.add_argument("--address", help="an existing Ray cluster, e.g. 127.0.0.1:6379 or auto")
+    search.add_argument("--resume", action="store_true", help="continue the latest search of the config")
+    search.add_argument("--quiet", action="store_true")
+    search.set_defaults(run=_search)
     return p
 
 

@@ -17,8 +17,13 @@ from typing import Any
 
 import yaml
 
+import mqat
+from spaces import SpaceConfig
 from trainables.pretrain import PretrainConfig
 from trainables.tasks import get_task
+
+METHODS = ("mqat", "uniform", "ilp-only")
+SAMPLERS = ("tpe", "nsga2", "random")
 
 
 class ConfigError(ValueError):
@@ -83,6 +88,46 @@ def build(cls: type, data: Any, section: str) -> Any:
 
 
 @dataclass(frozen=True)
+class SearchConfig:
+    """How the search runs: method, budget, sampler, ILP targets, resources, trial budget."""
+
+    method: str = "mqat"
+    num_samples: int = 12
+    max_concurrent: int = 2
+    sampler: str = "tpe"
+    seed: int = 0
+    targets: tuple[float, ...] = (4.0, 8.0, 12.0)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    storage_path: str | None = None
+    max_failures: int = 1
+    images_per_epoch: int | None = 512
+    stage_eval_images: int | None = 500
+    sensitivity_batches: int = 4
+    reuse_actors: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"search.method must be one of {list(METHODS)}, but got {self.method!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"search.sampler must be one of {list(SAMPLERS)}, but got {self.sampler!r}")
+        for name in ("num_samples", "max_concurrent", "sensitivity_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"search.{name} must be at least 1, but got {getattr(self, name)}")
+        if self.max_failures < 0:
+            raise ValueError(f"search.max_failures must be >= 0, but got {self.max_failures}")
+        if not self.targets or any(t < 1 for t in self.targets):
+            raise ValueError(f"search.targets must be compression factors >= 1, but got {list(self.targets)}")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise ValueError("search.cpus_per_trial must be > 0 and search.gpus_per_trial >= 0, "
+                             f"but got {self.cpus_per_trial} and {self.gpus_per_trial}")
+        for name in ("images_per_epoch", "stage_eval_images"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"search.{name} must be at least 1 (or null for all), but got {value}")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run: the task and its settings, pretraining, and where outputs go."""
 
@@ -93,6 +138,8 @@ class Config:
     output_dir: str
     cache_dir: str = "data"
     device: str = "auto"
+    search: SearchConfig = SearchConfig()
+    space: SpaceConfig = SpaceConfig()
 
     def task_instance(self, *, progress: bool = True):
         """The task object (cheap: data are built on first use). Raises ConfigError on bad paths."""
@@ -103,7 +150,16 @@ class Config:
             raise ConfigError(str(err)) from None
 
 
-_TOP_KEYS = ("name", "output_dir", "cache_dir", "device", "task", "pretrain")
+_TOP_KEYS = ("name", "output_dir", "cache_dir", "device", "task", "pretrain", "search", "space")
+
+
+def _space(data: Any, modules: tuple[str, ...]) -> SpaceConfig:
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"space must be a mapping of keys to values, but got {data!r}")
+    data = dict(data or {})
+    if "modules" in data:
+        raise ConfigError("space.modules comes from the task's module map; remove it")
+    return build(SpaceConfig, {**data, "modules": list(modules)}, "space")
 
 
 def config_from_dict(data: Any, *, source: str = "config") -> Config:
@@ -122,12 +178,15 @@ def config_from_dict(data: Any, *, source: str = "config") -> Config:
     device = _coerce(data.get("device", "auto"), str, "device")
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', but got {device!r}")
+    task = build(entry.config_class, task_data, "task")
+    modules = tuple(entry.module_names(task))
     return Config(
-        name=name, task_name=task_name, task=build(entry.config_class, task_data, "task"),
+        name=name, task_name=task_name, task=task,
         pretrain=build(PretrainConfig, data.get("pretrain"), "pretrain"),
         output_dir=_coerce(data.get("output_dir", f"runs/{name}"), str, "output_dir"),
         cache_dir=_coerce(data.get("cache_dir", "data"), str, "cache_dir"),
-        device=device)
+        device=device, search=build(SearchConfig, data.get("search"), "search"),
+        space=_space(data.get("space"), modules))
 
 
 def load_config(path: str | Path) -> Config:

@@ -35,11 +35,14 @@ class Task(Protocol):
 class TaskEntry:
     config_class: type
     factory: Callable[..., Task]
+    #: the module names of the task's model, known from its config alone (no data, no model)
+    module_names: Callable[[Any], list[str]]
 
 
 def _registry() -> dict[str, TaskEntry]:
     from .pose import PoseConfig, PoseTask
-    return {"pose": TaskEntry(PoseConfig, PoseTask)}
+    from .pose.network import MODULE_MAP
+    return {"pose": TaskEntry(PoseConfig, PoseTask, lambda config: list(MODULE_MAP))}
 
 
 def task_names() -> list[str]:

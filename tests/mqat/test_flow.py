@@ -40,8 +40,8 @@ class Task:
 
 def _run(net, module_map, task, **kwargs):
     kwargs.setdefault("order", ["fpn", "head", "backbone"])
-    return mqat.run_mqat(net, PLAN, module_map, train_epoch=task.train_epoch,
-                         evaluate=task.evaluate, **kwargs)
+    kwargs.setdefault("evaluate", task.evaluate)
+    return mqat.run_mqat(net, PLAN, module_map, train_epoch=task.train_epoch, **kwargs)
 
 
 def test_gradated_flow_quantizes_in_order_and_reports_each_stage(net, module_map):
@@ -139,3 +139,48 @@ def test_full_precision_modules_get_no_stage(net, module_map):
 def test_bad_epochs(net, module_map, epochs):
     with pytest.raises(ValueError, match="epochs_per_stage"):
         _run(net, module_map, Task(), epochs_per_stage=epochs)
+
+
+def test_resume_after_a_stage_gives_the_same_model(module_map):
+    from tests.conftest import TinyNet
+
+    def fresh():
+        torch.manual_seed(1)
+        return TinyNet()
+
+    states = []
+    ema = mqat.EMAConfig(decay=0.9, warmup_steps=2)
+    full = _run(fresh(), module_map, Task(), ema=ema, on_state=states.append)
+    assert [s.next_stage for s in states] == [1, 2, 3]
+
+    task = Task()
+    seen = []
+    resumed = _run(fresh(), module_map, task, ema=ema, resume=states[0], on_stage=seen.append)
+    assert task.epochs == 2                         # only the stages after the first are trained
+    assert [r.name for r in seen] == ["head", "backbone"]
+    assert [r.name for r in resumed.stages] == ["fpn", "head", "backbone"]
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_only_the_returned_model_gets_the_full_evaluation(net, module_map):
+    calls = []
+    task = Task()
+
+    def full(model):
+        calls.append(("full", model))
+        return task.evaluate(model)
+
+    def cheap(model):
+        calls.append(("cheap", model))
+        return {"accuracy": 0.0}
+
+    result = _run(net, module_map, task, evaluate=full, evaluate_stage=cheap)
+    assert [c[0] for c in calls] == ["cheap", "cheap", "full"]
+    calls.clear()
+    result = _run(type(net)(), module_map, task, evaluate=full, evaluate_stage=cheap,
+                  ema=mqat.EMAConfig(decay=0.9), qc=mqat.QCConfig())
+    # stages 1-2 raw, stage 3 raw and EMA, then the QC model (the returned one) in full
+    assert [c[0] for c in calls] == ["cheap", "cheap", "cheap", "cheap", "full"]
+    assert calls[-1][1] is result.model
+    assert result.final["accuracy"] == result.metrics["accuracy"]

@@ -39,7 +39,7 @@ def test_bop_fixture_loads_with_poses_and_crops(bop_root):
 def test_pose_task_on_bop_data(bop_root):
     root, _ = bop_root
     config = PoseConfig(source="bop", bop_path=str(root), bop_object_id=1, image_size=64,
-                        keypoints=6, width=8, fpn_channels=16, batch_size=4, bop_val_fraction=0.34)
+                        keypoints=6, widths=(8, 16, 32, 64), fpn_channels=16, batch_size=4, bop_val_fraction=0.34)
     task = PoseTask(config, device="cpu", progress=False)
     assert len(task.train_data) == 4 and len(task.val_data) == 2
     metrics = task.evaluate(task.build_model())

@@ -29,7 +29,7 @@ class PoseConfig:
     bop_val_fraction: float = 0.2
     keypoints: int = 11
     keypoint_kind: str = "surface"
-    width: int = 16
+    widths: tuple[int, ...] = (16, 48, 128, 256)
     depth: int = 1
     fpn_channels: int = 32
     batch_size: int = 32
@@ -40,9 +40,12 @@ class PoseConfig:
 
     def __post_init__(self) -> None:
         _choice("source", self.source, ("rendered", "bop"))
-        for name in ("train_images", "val_images", "keypoints", "width", "depth",
-                     "fpn_channels", "batch_size"):
+        for name in ("train_images", "val_images", "keypoints", "depth", "fpn_channels", "batch_size"):
             _positive_int(name, getattr(self, name))
+        if len(self.widths) != 4 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
+                                        for w in self.widths):
+            raise ValueError(f"task.widths must be 4 positive integers (channels of the backbone's "
+                             f"stages at strides 4, 8, 16, 32), but got {list(self.widths)}")
         _positive_int("image_size", self.image_size, 32)
         if self.image_size % 32:
             raise ValueError(f"task.image_size must be a multiple of 32 (the backbone's stride), "

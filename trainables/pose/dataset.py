@@ -16,7 +16,7 @@ from .render import render
 from .satellite import satellite
 
 #: Bump when the renderer's output changes, so old caches are not reused.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 BIN_NAMES = ("near", "medium", "far")
 
 

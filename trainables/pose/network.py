@@ -34,19 +34,22 @@ class BasicBlock(nn.Module):
 
 
 class Backbone(nn.Module):
-    """Stem at stride 2, then four stages of basic blocks: features at strides 4, 8, 16, 32."""
+    """Stem at stride 2, then four stages of basic blocks: features at strides 4, 8, 16, 32.
 
-    def __init__(self, width: int, depth: int):
+    The deep stages may be much wider than the first ones at little cost (they run on 8x8 and
+    4x4 maps at 128 px), and they hold the global view that tells similar corners apart.
+    """
+
+    def __init__(self, widths: tuple[int, ...], depth: int):
         super().__init__()
-        self.stem = _conv_bn(3, width, 3, 2)
-        widths = [width, 2 * width, 4 * width, 8 * width]
-        stages, cin = [], width
+        self.stem = _conv_bn(3, widths[0], 3, 2)
+        stages, cin = [], widths[0]
         for cout in widths:
             blocks = [BasicBlock(cin, cout, 2)] + [BasicBlock(cout, cout, 1) for _ in range(depth - 1)]
             stages.append(nn.Sequential(*blocks))
             cin = cout
         self.stages = nn.ModuleList(stages)
-        self.channels = widths
+        self.channels = list(widths)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)
@@ -89,9 +92,10 @@ class KeypointHead(nn.Module):
 class PoseNet(nn.Module):
     """Image (B, 3, S, S) -> heatmap logits (B, K, S/4, S/4), offsets (B, 2K, S/4, S/4)."""
 
-    def __init__(self, *, keypoints: int = 11, width: int = 24, depth: int = 1, fpn_channels: int = 48):
+    def __init__(self, *, keypoints: int = 11, widths: tuple[int, ...] = (16, 48, 128, 256),
+                 depth: int = 1, fpn_channels: int = 32):
         super().__init__()
-        self.backbone = Backbone(width, depth)
+        self.backbone = Backbone(tuple(widths), depth)
         self.fpn = FPN(self.backbone.channels, fpn_channels)
         self.head = KeypointHead(fpn_channels, keypoints)
 

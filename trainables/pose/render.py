@@ -46,7 +46,7 @@ def _shade(hit_box, axis, sign, local, normal_cam, light, boxes) -> Tensor:
     grid = ((local[..., 0] * 4).frac() < 0.12) | ((local[..., 2] * 3).frac() < 0.12)
     colour = torch.where((panel & grid).unsqueeze(-1), colour * 0.35, colour)
     lambert = (normal_cam * light.unsqueeze(1)).sum(-1).clamp(min=0).unsqueeze(-1)
-    return colour * (0.35 + 0.75 * lambert)
+    return (colour * (0.35 + 0.75 * lambert)).clamp(max=1.0)
 
 
 def _intersect(origin: Tensor, direction: Tensor, boxes: dict[str, Tensor]):

@@ -14,14 +14,15 @@ import torch
 # (centre xyz, half-size xyz, rgb) in metres; the body is the origin's neighbourhood.
 _BOXES = (
     ((0.000, 0.000, 0.000), (0.060, 0.055, 0.080), (0.80, 0.62, 0.25)),   # body, gold foil
-    ((-0.130, 0.000, 0.010), (0.070, 0.004, 0.050), (0.10, 0.15, 0.55)),  # long panel
-    ((0.105, 0.000, -0.010), (0.045, 0.004, 0.040), (0.12, 0.30, 0.45)),  # short panel
+    ((-0.130, 0.000, 0.010), (0.070, 0.004, 0.050), (0.10, 0.15, 0.60)),  # long panel, blue
+    ((0.105, 0.000, -0.010), (0.045, 0.004, 0.040), (0.45, 0.10, 0.50)),  # short panel, purple
     ((0.025, 0.020, 0.115), (0.008, 0.008, 0.035), (0.75, 0.75, 0.78)),   # antenna mast
     ((0.000, -0.065, -0.030), (0.030, 0.010, 0.030), (0.85, 0.20, 0.15)),  # red dish mount
 )
-# Per-face tint of the body (-x, +x, -y, +y, -z, +z) so that its faces are told apart.
-_BODY_FACE_TINT = ((1.0, 1.0, 1.0), (0.55, 0.55, 0.60), (1.0, 0.75, 0.75),
-                   (0.70, 1.0, 0.70), (0.65, 0.65, 1.0), (1.0, 1.0, 0.55))
+# Per-face tint of the body (-x, +x, -y, +y, -z, +z), multiplied with its gold: clearly
+# different hues, so that no two faces (and no two poses) look alike under any light.
+_BODY_FACE_TINT = ((1.25, 1.25, 1.25), (0.35, 0.35, 0.40), (1.20, 0.45, 0.45),
+                   (0.45, 1.25, 0.55), (0.50, 0.70, 2.60), (1.20, 1.45, 0.60))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,112 @@
+"""Everything the driver does before Ray starts: checks, FP weights, sensitivity, ILP seeds.
+
+``check`` only reads (the config, the model's shape, a checkpoint): bad input fails there,
+before anything is written or started. ``prepare`` then pretrains (or reuses) the FP model,
+measures module sensitivity and solves the ILP for the configured targets, each cached by a
+hash of what determines it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mqat
+from spaces import ilp_targets, seed_points
+from trainables.pretrain import cache_key, load_model, load_state_dict, pretrain
+
+from .config import Config, ConfigError
+
+
+@dataclass
+class Checked:
+    task: Any
+    weight_counts: dict[str, int]
+    max_compression: float
+
+
+@dataclass
+class Prepared:
+    checked: Checked
+    fp_state: dict
+    fp_metrics: dict[str, Any]
+    table: mqat.SensitivityTable
+    plans: dict[float, mqat.BitPlan]
+    seeds: list[dict[str, Any]]
+
+
+def _act_bits(config: Config) -> int:
+    act = config.space.act_bits
+    return max(act) if isinstance(act, (list, tuple)) else act
+
+
+def check(config: Config, *, progress: bool = True) -> Checked:
+    """Validate what a config implies without writing anything; ConfigError on bad input."""
+    task = config.task_instance(progress=progress)
+    model = task.build_model()
+    sizes = mqat.model_size(model, mqat.BitPlan(dict.fromkeys(task.module_map.names, 32)),
+                            task.module_map)
+    counts = {m: s.weights for m, s in sizes.modules.items()}
+    choices = list(config.space.weight_bits)
+    top = mqat.max_compression(counts, choices)
+    for target in config.search.targets:
+        if target > top * (1 + 1e-12):
+            raise ConfigError(f"search.targets: {target:g}x is unreachable: the highest reachable "
+                              f"with bits {choices} is {top:.2f}x")
+    if config.pretrain.checkpoint:
+        try:
+            load_model(task, config.pretrain.checkpoint)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    return Checked(task, counts, top)
+
+
+def _sensitivity(config: Config, task, checkpoint: Path, model) -> mqat.SensitivityTable:
+    bits = tuple(config.space.weight_bits)
+    source = cache_key(task, config.pretrain) if not config.pretrain.checkpoint else \
+        f"{Path(config.pretrain.checkpoint).resolve()}:{checkpoint.stat().st_mtime_ns}"
+    payload = json.dumps({"fp": source, "bits": bits, "batches": config.search.sensitivity_batches})
+    path = Path(config.cache_dir) / "sensitivity" / f"{hashlib.sha256(payload.encode()).hexdigest()[:16]}.json"
+    if path.is_file():
+        return mqat.SensitivityTable.from_dict(json.loads(path.read_text()))
+    table = mqat.sensitivity(model, task.module_map, loss_fn=task.loss_fn,
+                             batches=task.sensitivity_batches(config.search.sensitivity_batches),
+                             bits=bits)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(table.to_dict(), indent=1))
+    return table
+
+
+def prepare(config: Config, checked: Checked, *, progress: bool = True, log=print) -> Prepared:
+    """FP weights, sensitivity table, ILP plans and the seed points of the search."""
+    task = checked.task
+    fp = pretrain(task, config.pretrain, cache_dir=config.cache_dir, progress=progress)
+    if not fp.cached:
+        from .cli import format_pretrain
+        log(format_pretrain(fp, task))
+    model = load_model(task, fp.checkpoint)
+    table = _sensitivity(config, task, fp.checkpoint, model)
+    search = config.search
+    targets = list(search.targets)
+    if search.method == "ilp-only":
+        targets = ilp_targets(min(targets), max(targets), search.num_samples)
+    plans = mqat.solve_bit_plans(table, checked.weight_counts, targets=targets,
+                                 choices=list(config.space.weight_bits), act_bits=_act_bits(config))
+    seeds = seed_points(plans, config.space) if search.method == "mqat" else []
+    return Prepared(checked, load_state_dict(fp.checkpoint), fp.metrics, table, plans, seeds)
+
+
+def describe(prepared: Prepared) -> str:
+    """The sensitivity table and the ILP plans, as ``mqat plan`` prints them."""
+    lines = [str(prepared.table), "ILP plans (least summed sensitivity meeting each target):"]
+    counts = prepared.checked.weight_counts
+    total = sum(counts.values())
+    for target, plan in prepared.plans.items():
+        cf = 32 * total / sum(plan.weight_bits[m] * n for m, n in counts.items())
+        cost = sum(prepared.table.delta[m][b] for m, b in plan.weight_bits.items() if b < 32)
+        bits = ", ".join(f"{m} {b}" for m, b in plan.weight_bits.items())
+        lines.append(f"  target {target:>6g}x -> {cf:5.2f}x  [{bits}]  summed sensitivity {cost:.3f}")
+    lines.append(f"highest reachable compression: {prepared.checked.max_compression:.2f}x")
+    return "\n".join(lines)

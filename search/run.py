@@ -1,0 +1,150 @@
+"""``run_search``: the Ray Tune search over orders, bit plans and EMA/QC settings.
+
+The driver checks the config, prepares the FP weights, sensitivity and ILP seeds, then runs
+a ``Tuner`` whose ``OptunaSearch`` maximises accuracy and compression together, seeds first.
+A local Ray (the default) binds to 127.0.0.1 with no dashboard; ``address`` joins a cluster.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError
+from .prepare import Prepared, check, prepare
+
+# Set before Ray is imported: a quiet, loopback-only local Ray, and an experiment snapshot
+# every few seconds so that a killed driver loses little.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "token")  # token auth on, chosen explicitly (no warning)
+
+METRICS, MODES = ["accuracy", "compression"], ["max", "max"]
+
+
+@dataclass
+class SearchResult:
+    """The finished search: its directory, one row per trial, and the Pareto rows."""
+
+    path: Path
+    rows: list[dict[str, Any]]
+    prepared: Prepared | None = None
+
+    @property
+    def front(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r.get("pareto")]
+
+
+def _sampler(config: Config, seeds: int):
+    import optuna
+
+    seed = config.search.seed
+    if config.search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.search.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, config.search.max_concurrent * 2))
+    # TPE: a few random trials after the seeds, then the model takes over
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=seeds + 2, multivariate=True)
+
+
+def _space_function(config: Config, prepared: Prepared):
+    from spaces import define_space, ilp_space, uniform_space
+
+    method = config.search.method
+    if method == "uniform":
+        return functools.partial(uniform_space, space=config.space)
+    if method == "ilp-only":
+        plans = {f"{t:g}x": dict(p.weight_bits) for t, p in prepared.plans.items()}
+        return functools.partial(ilp_space, space=config.space, plans=plans)
+    return functools.partial(define_space, space=config.space)
+
+
+def _trainable(config: Config, prepared: Prepared):
+    from ray import tune
+
+    from trainables.trainable import TrialSetup, train_mqat
+
+    setup = TrialSetup(config.task_name, config.task, str(Path(config.cache_dir).resolve()),
+                       prepared.fp_state, config.search.images_per_epoch,
+                       config.search.stage_eval_images)
+    resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
+
+
+def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int | None = None) -> None:
+    """Join ``address``, or start a small local Ray on 127.0.0.1 without a dashboard."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        return
+    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             object_store_memory=512 * 1024**2, _temp_dir=temp_dir)
+
+
+def experiment_dir(config: Config) -> Path:
+    storage = config.search.storage_path or str(Path(config.output_dir) / "ray")
+    return Path(storage).resolve()
+
+
+def latest_experiment(config: Config) -> Path:
+    root = experiment_dir(config)
+    runs = sorted(root.glob(f"{config.name}-*"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not runs:
+        raise ConfigError(f"nothing to resume: no search of {config.name!r} under {root}")
+    return runs[-1]
+
+
+def run_search(config: Config, *, address: str | None = None, resume: bool = False,
+               num_samples: int | None = None, progress: bool = True, log=print,
+               ray_temp_dir: str | None = None) -> SearchResult:
+    """Run (or resume) the search a config describes and return its trials and front."""
+    if num_samples is not None:
+        if num_samples < 1:
+            raise ConfigError(f"the number of samples must be at least 1, but got {num_samples}")
+        config = replace(config, search=replace(config.search, num_samples=num_samples))
+    checked = check(config, progress=progress)
+    path = latest_experiment(config) if resume else None
+    prepared = prepare(config, checked, progress=progress, log=log)
+    if progress:
+        from .prepare import describe
+        log(describe(prepared))
+
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tracking.results import collect
+
+    from .progress import ProgressPrinter
+
+    init_ray(address, temp_dir=ray_temp_dir)
+    trainable = _trainable(config, prepared)
+    printer = ProgressPrinter(config.search.num_samples, log)
+    if path is not None:
+        log(f"resuming {path}")
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
+    else:
+        name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        searcher = OptunaSearch(space=_space_function(config, prepared), metric=METRICS, mode=MODES,
+                                points_to_evaluate=prepared.seeds or None,
+                                sampler=_sampler(config, len(prepared.seeds)))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=config.search.num_samples,
+                                        max_concurrent_trials=config.search.max_concurrent,
+                                        reuse_actors=config.search.reuse_actors),
+            run_config=tune.RunConfig(name=name, storage_path=str(experiment_dir(config)),
+                                      failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
+                                      callbacks=[printer], verbose=0))
+        path = experiment_dir(config) / name
+    grid = tuner.fit()
+    return SearchResult(path, collect(grid, prepared.seeds), prepared)
+

@@ -1,0 +1,42 @@
+"""Spaces of the baselines, run in the same machinery as the MQAT search.
+
+* ``uniform``: plain LSQ, every module at once with the same bits; the learning rate searched.
+* ``ilp-only``: the ILP plans (one per target) trained jointly; no order, no EMA or QC.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .settings import UNIFORM
+from .space import SpaceConfig
+
+
+def uniform_space(trial, space: SpaceConfig) -> dict[str, Any]:
+    """Same bits for every module, all quantized at once, no EMA, no QC."""
+    bits = trial.suggest_categorical("bits", list(space.weight_bits))
+    trial.suggest_float("lr", *space.lr, log=True)
+    act = space.act_bits if not isinstance(space.act_bits, (list, tuple)) else max(space.act_bits)
+    epochs = space.epochs_per_stage if not isinstance(space.epochs_per_stage, (list, tuple)) \
+        else min(space.epochs_per_stage)
+    return {"order": UNIFORM, **{f"bits_{m}": bits for m in space.modules}, "act_bits": act,
+            "ema": False, "qc": False, "epochs_per_stage": epochs}
+
+
+def ilp_space(trial, space: SpaceConfig, plans: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """One of the ILP plans (named by target), trained jointly at the space's middle lr."""
+    name = trial.suggest_categorical("plan", sorted(plans))
+    act = space.act_bits if not isinstance(space.act_bits, (list, tuple)) else max(space.act_bits)
+    epochs = space.epochs_per_stage if not isinstance(space.epochs_per_stage, (list, tuple)) \
+        else min(space.epochs_per_stage)
+    lr = math.exp(sum(math.log(v) for v in space.lr) / 2)
+    return {"order": UNIFORM, **{f"bits_{m}": b for m, b in plans[name].items()}, "act_bits": act,
+            "ema": False, "qc": False, "lr": lr, "epochs_per_stage": epochs}
+
+
+def ilp_targets(low: float, high: float, count: int) -> list[float]:
+    """``count`` targets spread geometrically from ``low`` to ``high`` (ilp-only's budget)."""
+    if count == 1:
+        return [low]
+    ratio = (high / low) ** (1 / (count - 1))
+    return [round(low * ratio**i, 3) for i in range(count)]

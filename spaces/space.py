@@ -1,0 +1,134 @@
+"""The search space: a pure define-by-run function of an Optuna trial.
+
+What is searched and what is fixed comes from a :class:`SpaceConfig`; the function only asks
+the trial for values and returns the fixed ones as constants (no computation), as Ray's
+``OptunaSearch`` expects. Parameters, by name:
+
+* ``order``: the quantization order, a permutation written ``"fpn>head>backbone"``;
+* ``bits_<module>``: weight bits of each module; ``act_bits`` if activations are searched;
+* ``ema`` (bool) and, when on, ``ema_decay`` (log scale);
+* ``qc`` (bool) and, when on, ``qc_lr`` (log scale);
+* ``lr``: the QAT learning rate (log scale); ``epochs_per_stage`` if searched.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from mqat import QUANT_BITS
+
+SEARCH = "search"
+MAX_ORDER_MODULES = 5  # 5! = 120 orders; beyond that fix the order
+
+
+def order_name(order) -> str:
+    return ">".join(order)
+
+
+def parse_order(name: str) -> list[str]:
+    return name.split(">")
+
+
+def _range(name: str, value, low: float, high: float) -> tuple[float, float]:
+    if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise ValueError(f"space.{name} must be [low, high], but got {value!r}")
+    lo, hi = float(value[0]), float(value[1])
+    if not low <= lo <= hi <= high:
+        raise ValueError(f"space.{name} must satisfy {low} <= low <= high <= {high}, but got {value!r}")
+    return lo, hi
+
+
+def _switch(name: str, value) -> None:
+    if value not in (SEARCH, True, False):
+        raise ValueError(f"space.{name} must be 'search', true or false, but got {value!r}")
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """What the search explores. ``modules`` are filled in from the task's module map."""
+
+    modules: tuple[str, ...] = ()
+    order: Any = SEARCH
+    weight_bits: tuple[int, ...] = (2, 3, 4, 6, 8)
+    act_bits: Any = 8
+    ema: Any = SEARCH
+    ema_decay: tuple[float, ...] = (0.99, 0.9999)
+    qc: Any = SEARCH
+    qc_lr: tuple[float, ...] = (1e-4, 1e-2)
+    lr: tuple[float, ...] = (1e-4, 3e-3)
+    epochs_per_stage: Any = 1
+
+    def __post_init__(self) -> None:
+        bits = tuple(self.weight_bits)
+        if not bits or any(isinstance(b, bool) or b not in QUANT_BITS for b in bits):
+            raise ValueError(f"space.weight_bits must be a list of bits among {list(QUANT_BITS)}, "
+                             f"but got {list(bits)}")
+        acts = self.act_bits if isinstance(self.act_bits, (list, tuple)) else [self.act_bits]
+        if not acts or any(isinstance(b, bool) or b not in QUANT_BITS + (32,) for b in acts):
+            raise ValueError(f"space.act_bits must be bits among {list(QUANT_BITS) + [32]} "
+                             f"(or a list of them), but got {self.act_bits!r}")
+        _switch("ema", self.ema)
+        _switch("qc", self.qc)
+        _range("ema_decay", self.ema_decay, 0.5, 0.999999)
+        _range("qc_lr", self.qc_lr, 1e-7, 1.0)
+        _range("lr", self.lr, 1e-7, 1.0)
+        epochs = self.epochs_per_stage if isinstance(self.epochs_per_stage, (list, tuple)) \
+            else [self.epochs_per_stage]
+        if not epochs or any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in epochs):
+            raise ValueError(f"space.epochs_per_stage must be an integer >= 1 (or a list of them), "
+                             f"but got {self.epochs_per_stage!r}")
+        if self.modules:
+            self.check_modules(self.modules)
+
+    def check_modules(self, modules) -> None:
+        if self.order == SEARCH:
+            if len(modules) > MAX_ORDER_MODULES:
+                raise ValueError(f"searching the order supports at most {MAX_ORDER_MODULES} modules "
+                                 f"(the task has {len(modules)}): give space.order as a list")
+            return
+        order = list(self.order) if isinstance(self.order, (list, tuple)) else None
+        if order is None:
+            raise ValueError(f"space.order must be 'search' or a list of modules, but got {self.order!r}")
+        unknown = [m for m in order if m not in modules]
+        if unknown:
+            raise ValueError(f"space.order names {unknown}, which are not modules of the task "
+                             f"{list(modules)}")
+        repeated = sorted({m for m in order if order.count(m) > 1})
+        if repeated:
+            raise ValueError(f"space.order repeats module(s) {repeated}")
+        missing = [m for m in modules if m not in order]
+        if missing:
+            raise ValueError(f"space.order must list every module once; it lacks {missing}")
+
+    def orders(self) -> list[str]:
+        return [order_name(p) for p in itertools.permutations(self.modules)]
+
+
+def define_space(trial, space: SpaceConfig) -> dict[str, Any]:
+    """Ask ``trial`` for one configuration; return the fixed settings as constants."""
+    fixed: dict[str, Any] = {}
+    if space.order == SEARCH:
+        trial.suggest_categorical("order", space.orders())
+    else:
+        fixed["order"] = order_name(space.order)
+    for module in space.modules:
+        trial.suggest_categorical(f"bits_{module}", list(space.weight_bits))
+    if isinstance(space.act_bits, (list, tuple)):
+        trial.suggest_categorical("act_bits", list(space.act_bits))
+    else:
+        fixed["act_bits"] = space.act_bits
+    for name, rate, kind in (("ema", "ema_decay", "decay"), ("qc", "qc_lr", "lr")):
+        switch = getattr(space, name)
+        on = trial.suggest_categorical(name, [True, False]) if switch == SEARCH else switch
+        if switch != SEARCH:
+            fixed[name] = switch
+        if on:
+            trial.suggest_float(rate, *getattr(space, rate), log=True)
+    trial.suggest_float("lr", *space.lr, log=True)
+    if isinstance(space.epochs_per_stage, (list, tuple)):
+        trial.suggest_categorical("epochs_per_stage", list(space.epochs_per_stage))
+    else:
+        fixed["epochs_per_stage"] = space.epochs_per_stage
+    return fixed

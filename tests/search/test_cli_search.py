@@ -1,0 +1,41 @@
+"""`mqat search` on bad input: one clear line, exit status 2, no Ray started, nothing written."""
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.integration.conftest import TINY
+
+
+def _config(**sections):
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return data
+
+
+@pytest.mark.parametrize("config, extra, match", [
+    (_config(searh={"num_samples": 2}), [], "unknown key searh; did you mean 'search'?"),
+    (_config(search={"num_sample": 2}), [], "unknown key search.num_sample; did you mean 'num_samples'?"),
+    (_config(space={"weight_bits": [2, 9]}), [], "space.weight_bits must be a list of bits"),
+    (_config(space={"order": ["fpn", "head", "neck"]}), [], "['neck'], which are not modules"),
+    (_config(space={"order": ["fpn", "fpn", "head", "backbone"]}), [], "repeats module(s) ['fpn']"),
+    (_config(search={"targets": [4, 40]}), [], "40x is unreachable: the highest reachable"),
+    (_config(pretrain={"checkpoint": "/nonexistent/fp.pt"}), [], "does not exist"),
+    (_config(), ["--num-samples", "0"], "number of samples must be at least 1"),
+])
+def test_bad_input(tmp_path, config, extra, match):
+    config = {**config, "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ray_tmp = tmp_path / "ray"
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+    result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(path),
+                             "--quiet", *extra], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mqat: error:") and match in lines[0], lines
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+    assert not ray_tmp.exists()

@@ -1,0 +1,109 @@
+"""The Ray Tune function trainable: one MQAT run for one point of the search space.
+
+It only wires library calls to ``ray.tune.report``: build the task, load the shared FP
+weights, run :func:`mqat.run_mqat` with the trial's settings, report after every stage with a
+checkpoint (so a retried trial resumes after its last finished stage), and report the final
+model, exported with its integer weights packed, last.
+"""
+from __future__ import annotations
+
+import functools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mqat
+from spaces import trial_settings
+
+from .tasks import get_task
+
+STATE_FILE = "flow_state.pt"
+MODEL_FILE = "model.mqat"
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial shares; shipped once through the object store (``tune.with_parameters``)."""
+
+    task_name: str
+    task_config: Any
+    cache_dir: str
+    fp_state: dict[str, torch.Tensor]
+    images_per_epoch: int | None = None
+    stage_eval_images: int | None = 500
+    ema_warmup_steps: int = 50
+
+
+def _threads_and_device() -> torch.device:
+    """Torch threads follow the trial's CPU share; CUDA only when the trial was given a GPU."""
+    import ray
+    from ray import tune
+
+    resources = tune.get_context().get_trial_resources().required_resources
+    torch.set_num_threads(max(1, int(resources.get("CPU", 1))))
+    if resources.get("GPU", 0) > 0 and torch.cuda.is_available() and ray.get_gpu_ids():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _load_state() -> mqat.FlowState | None:
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        path = Path(directory) / STATE_FILE
+        if not path.is_file():
+            return None
+        return mqat.FlowState(**torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _report(metrics: dict[str, Any], files: dict[str, Any] | None = None) -> None:
+    """Report to Tune, with a checkpoint directory holding ``files`` (name -> writer)."""
+    from ray import tune
+
+    if not files:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        for name, write in files.items():
+            write(Path(directory) / name)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
+    """Run MQAT for one trial configuration and report every stage to Tune."""
+    device = _threads_and_device()
+    task = get_task(setup.task_name).factory(setup.task_config, cache_dir=setup.cache_dir,
+                                             device=str(device), progress=False)
+    settings = trial_settings(config, task.module_map.names, ema_warmup_steps=setup.ema_warmup_steps)
+    model = task.build_model()
+    model.load_state_dict(setup.fp_state)
+    train_epoch = functools.partial(task.train_epoch, images=setup.images_per_epoch)
+    evaluate_stage = functools.partial(task.evaluate, images=setup.stage_eval_images)
+    pending: list[mqat.StageResult] = []
+
+    def on_state(state: mqat.FlowState) -> None:
+        result = pending.pop()
+        _report({**result.to_dict(), "final": False},
+                {STATE_FILE: lambda path: torch.save(vars(state), path)})
+
+    result = mqat.run_mqat(
+        model, settings.plan, task.module_map, order=settings.order, train_epoch=train_epoch,
+        evaluate=task.evaluate, evaluate_stage=evaluate_stage,
+        epochs_per_stage=settings.epochs_per_stage, ema=settings.ema, qc=settings.qc,
+        optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr),
+        on_stage=pending.append, on_state=on_state, resume=_load_state())
+    for stage in pending:  # QC: a stage with no resumable state after it
+        _report({**stage.to_dict(), "final": False})
+    size = mqat.model_size(result.model, settings.plan, task.module_map)
+    final = {**{f"metric/{k}": v for k, v in result.metrics.items()}, **result.final,
+             "stage": len(result.stages), "stage_name": "final", "compression": size.compression,
+             "model_bytes": size.packed_bytes, "oscillating_fraction": result.stages[-1].oscillating_fraction,
+             "final": True}
+    plan, module_map = settings.plan, task.module_map
+    _report(final, {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)})
