@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mqat: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mqat: interrupted", file=sys.stderr)
+        hint = (f"; continue with: mqat search --config {args.config} --resume"
+                if args.command == "search" else "")
+        print(f"mqat: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the one place that turns failures into status 1
         print(f"mqat: failed: {type(err).__name__}: {err}", file=sys.stderr)

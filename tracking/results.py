@@ -69,6 +69,9 @@ def collect(grid, seeds: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any
 def format_front(rows: list[dict[str, Any]]) -> str:
     """The Pareto rows as a table, by compression."""
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["compression"])
+    if not front:
+        return "(no finished trial)"
+    modules = "-".join(json.loads(front[0]["plan"])["weight_bits"])
     header = (f"{'compression':>11}  {'ADD-0.1d':>16}  {'AUC':>6}  {'bytes':>9}  {'bits':<12} "
               f"{'order':<22} {'ema':>7} {'qc':>7}  trial")
     lines = [header]
@@ -81,4 +84,6 @@ def format_front(rows: list[dict[str, Any]]) -> str:
         lines.append(f"{r['compression']:10.2f}x  {r['accuracy']:6.3f}{se:>10}  {auc:>6}  "
                      f"{r['model_bytes']:>9,}  {bits:<12} {str(r['order']):<22} {ema:>7} {qc:>7}  "
                      f"{r['trial_id']}{' (seed)' if r['seed'] else ''}")
+    lines.append(f"bits: weight bits of {modules}; ema: EMA decay; qc: QC learning rate; "
+                 "(seed): an ILP plan")
     return "\n".join(lines)

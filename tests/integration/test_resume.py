@@ -1,0 +1,67 @@
+"""Ctrl-C during a search, then ``mqat search --resume``: it completes, nothing finished reruns."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import TINY
+
+
+def _finished_trials(experiment: Path) -> dict[str, int]:
+    """Trial directory -> number of final reports in its result.json."""
+    out = {}
+    for result in experiment.glob("train_mqat_*/result.json"):
+        finals = sum(bool(json.loads(line).get("final")) for line in result.read_text().splitlines()
+                     if line.strip())
+        out[result.parent.name] = finals
+    return out
+
+
+@pytest.mark.slow
+def test_interrupt_then_resume_completes_without_rerunning(tmp_path):
+    config = {**TINY, "search": {**TINY["search"], "num_samples": 5, "max_concurrent": 1},
+              "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    # Ray's socket paths must stay short (AF_UNIX allows ~107 bytes): not under pytest's tmp_path
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    command = [sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        experiment = None
+        while time.monotonic() < deadline:
+            runs = list((tmp_path / "out" / "ray").glob("tiny-*"))
+            if runs and sum(_finished_trials(runs[0]).values()) >= 2:
+                experiment = runs[0]
+                break
+            time.sleep(0.5)
+        assert experiment is not None, "no trial finished in time"
+        os.killpg(first.pid, signal.SIGINT)              # what Ctrl-C in a terminal sends
+        _, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert first.returncode != 0 and "--resume" in stderr
+    before = {name: n for name, n in _finished_trials(experiment).items() if n}
+    assert 2 <= len(before) < 5
+
+    second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    after = _finished_trials(experiment)
+    assert len(after) == 5 and all(n == 1 for n in after.values())   # each trial finished once
+    assert all(after[name] == 1 for name in before)                   # the earlier ones kept
+    shutil.rmtree(ray_tmp, ignore_errors=True)
