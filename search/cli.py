@@ -67,6 +67,21 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from tracking.report import report
+    from tracking.results import format_front
+
+    try:
+        path, rows = report(args.target, args.tracking_uri)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    finished = sum(r["status"] == "finished" for r in rows)
+    print(f"{path}: {finished} finished of {len(rows)} trials")
+    print(format_front(rows))
+    print(f"table: {path / 'trials.parquet'}\nplot: {path / 'pareto.png'}")
+    return 0
+
+
 def format_pretrain(result, task) -> str:
     """The figures a user checks after pretraining, in a few lines."""
     m = result.metrics
@@ -110,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", action="store_true", help="continue the latest search of the config")
     search.add_argument("--quiet", action="store_true")
     search.set_defaults(run=_search)
+
+    rep = sub.add_parser("report", help="print a search's front and rewrite its table and plot")
+    rep.add_argument("target", help="the search directory, or its MLflow parent run id")
+    rep.add_argument("--tracking-uri", help="MLflow store to look a run id up in")
+    rep.set_defaults(run=_report)
     return p
 
 

@@ -128,6 +128,15 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow: on by default, a SQLite file in ``output_dir``; any tracking URI on clusters."""
+
+    enabled: bool = True
+    uri: str | None = None
+    experiment: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run: the task and its settings, pretraining, and where outputs go."""
 
@@ -140,6 +149,7 @@ class Config:
     device: str = "auto"
     search: SearchConfig = SearchConfig()
     space: SpaceConfig = SpaceConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     def task_instance(self, *, progress: bool = True):
         """The task object (cheap: data are built on first use). Raises ConfigError on bad paths."""
@@ -150,7 +160,8 @@ class Config:
             raise ConfigError(str(err)) from None
 
 
-_TOP_KEYS = ("name", "output_dir", "cache_dir", "device", "task", "pretrain", "search", "space")
+_TOP_KEYS = ("name", "output_dir", "cache_dir", "device", "task", "pretrain", "search", "space",
+             "tracking")
 
 
 def _space(data: Any, modules: tuple[str, ...]) -> SpaceConfig:
@@ -186,7 +197,8 @@ def config_from_dict(data: Any, *, source: str = "config") -> Config:
         output_dir=_coerce(data.get("output_dir", f"runs/{name}"), str, "output_dir"),
         cache_dir=_coerce(data.get("cache_dir", "data"), str, "cache_dir"),
         device=device, search=build(SearchConfig, data.get("search"), "search"),
-        space=_space(data.get("space"), modules))
+        space=_space(data.get("space"), modules),
+        tracking=build(TrackingConfig, data.get("tracking"), "tracking"))
 
 
 def load_config(path: str | Path) -> Config:

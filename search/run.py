@@ -76,6 +76,27 @@ def _trainable(config: Config, prepared: Prepared):
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
 
+def _tracker(config: Config, prepared: Prepared, path: Path):
+    """The MLflow callback, with the search's settings, seeds, sensitivity and plans."""
+    from dataclasses import asdict
+
+    from tracking.mlflow_tracker import MLflowTracker, default_uri
+
+    tracking = config.tracking
+    uri = tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(config.output_dir)
+    params = {"method": config.search.method, "task": config.task_name,
+              **{f"search.{k}": v for k, v in asdict(config.search).items()},
+              **{f"space.{k}": v for k, v in asdict(config.space).items()},
+              **{f"task.{k}": v for k, v in asdict(config.task).items()},
+              "fp_accuracy": prepared.fp_metrics.get("accuracy")}
+    artifacts = {"seeds": prepared.seeds, "sensitivity": prepared.table.to_dict(),
+                 "plans": {f"{t:g}": p.to_dict() for t, p in prepared.plans.items()},
+                 "fp_metrics": prepared.fp_metrics}
+    return MLflowTracker(uri=uri, experiment=tracking.experiment or config.name, search_path=str(path),
+                         output_dir=str(path), params=params, artifacts=artifacts, seeds=prepared.seeds,
+                         fp_accuracy=prepared.fp_metrics.get("accuracy"))
+
+
 def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int | None = None) -> None:
     """Join ``address``, or start a small local Ray on 127.0.0.1 without a dashboard."""
     import ray
@@ -120,7 +141,10 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
+    from tracking.plot import plot_front
+    from tracking.report import save_search_info
     from tracking.results import collect
+    from tracking.table import write_table
 
     from .progress import ProgressPrinter
 
@@ -133,6 +157,9 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                    resume_errored=True)
     else:
         name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path = experiment_dir(config) / name
+        save_search_info(path, prepared.seeds, prepared.fp_metrics)
+        callbacks = [printer] + ([_tracker(config, prepared, path)] if config.tracking.enabled else [])
         searcher = OptunaSearch(space=_space_function(config, prepared), metric=METRICS, mode=MODES,
                                 points_to_evaluate=prepared.seeds or None,
                                 sampler=_sampler(config, len(prepared.seeds)))
@@ -143,8 +170,11 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                         reuse_actors=config.search.reuse_actors),
             run_config=tune.RunConfig(name=name, storage_path=str(experiment_dir(config)),
                                       failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
-                                      callbacks=[printer], verbose=0))
-        path = experiment_dir(config) / name
+                                      callbacks=callbacks, verbose=0))
     grid = tuner.fit()
-    return SearchResult(path, collect(grid, prepared.seeds), prepared)
+    rows = collect(grid, prepared.seeds)
+    write_table(rows, path / "trials.parquet")
+    plot_front(rows, path / "pareto.png", fp_accuracy=prepared.fp_metrics.get("accuracy"))
+    log(f"table: {path / 'trials.parquet'}\nplot: {path / 'pareto.png'}")
+    return SearchResult(path, rows, prepared)
 

@@ -64,4 +64,10 @@ def test_interrupt_then_resume_completes_without_rerunning(tmp_path):
     after = _finished_trials(experiment)
     assert len(after) == 5 and all(n == 1 for n in after.values())   # each trial finished once
     assert all(after[name] == 1 for name in before)                   # the earlier ones kept
+    from mlflow import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    children = [r.data.tags["trial_id"] for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 5 and len(set(children)) == 5            # no duplicate child run
+    assert sum(r.data.tags.get("kind") == "search" for r in runs) == 1
     shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -36,3 +36,30 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
     assert len(finished) == 2                           # one progress line per finished trial
     assert any(line.startswith("FP model: ADD-0.1d") for line in log)   # pretrained, figures shown
 
+    # MLflow: one parent, exactly one child per trial, the front tagged as in the table
+    from mlflow import MlflowClient
+
+    from tracking.mlflow_tracker import default_uri
+    from tracking.table import read_table
+
+    client = MlflowClient(tracking_uri=default_uri(config.output_dir))
+    experiment = client.get_experiment_by_name(config.name)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("kind") == "search"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    assert sorted(r.data.tags["trial_id"] for r in children) == sorted(r["trial_id"] for r in result.rows)
+    table = read_table(result.path / "trials.parquet")
+    tagged = {r.data.tags["trial_id"] for r in children if r.data.tags.get("pareto") == "true"}
+    assert tagged == {r["trial_id"] for r in table if r["pareto"]}
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert "hypervolume" in parents[0].data.metrics
+    for r in children:
+        assert {"accuracy", "compression"} <= set(r.data.metrics)
+        history = client.get_metric_history(r.info.run_id, "compression")
+        assert len(history) == len(_reports(next(x["path"] for x in result.rows
+                                                 if x["trial_id"] == r.data.tags["trial_id"])))
+    front_runs = [r for r in children if r.data.tags.get("pareto") == "true"]
+    assert all(client.list_artifacts(r.info.run_id, "model") for r in front_runs)
+    assert (result.path / "pareto.png").stat().st_size > 10_000
+

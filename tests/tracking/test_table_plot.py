@@ -1,0 +1,46 @@
+import pyarrow.parquet as pq
+
+from tracking.plot import plot_front
+from tracking.results import mark_front, row
+from tracking.table import SCHEMA, read_table, write_table
+
+#: The documented schema: changing it is a deliberate, visible act.
+DOCUMENTED = [
+    ("trial_id", "string"), ("status", "string"), ("error", "string"), ("seed", "bool"),
+    ("pareto", "bool"), ("accuracy", "double"), ("accuracy_se", "double"), ("add_auc", "double"),
+    ("compression", "double"), ("model_bytes", "int64"), ("accuracy_raw", "double"),
+    ("accuracy_ema", "double"), ("accuracy_qc", "double"), ("oscillating_fraction", "double"),
+    ("order", "string"), ("plan", "string"), ("ema", "bool"), ("ema_decay", "double"),
+    ("qc", "bool"), ("qc_lr", "double"), ("lr", "double"), ("epochs_per_stage", "int64"),
+    ("path", "string"),
+]
+CONFIG = {"order": "fpn>head>backbone", "bits_backbone": 4, "bits_fpn": 2, "bits_head": 4,
+          "act_bits": 8, "ema": False, "qc": True, "qc_lr": 1e-3, "lr": 1e-3, "epochs_per_stage": 1}
+
+
+def _rows():
+    def metrics(acc, cf):
+        return {"final": True, "accuracy": acc, "compression": cf, "model_bytes": 10,
+                "metric/add_01d_se": 0.01}
+    return mark_front([row("a", CONFIG, metrics(0.5, 4.0), error=None, seeds=[CONFIG]),
+                       row("b", CONFIG, metrics(0.3, 8.0), error=None),
+                       row("c", CONFIG, metrics(0.2, 6.0), error=None),
+                       row("d", CONFIG, {}, error="RuntimeError: out of memory")])
+
+
+def test_parquet_schema_is_stable_and_round_trips(tmp_path):
+    assert [(f.name, str(f.type)) for f in SCHEMA] == DOCUMENTED
+    rows = _rows()
+    write_table(rows, tmp_path / "trials.parquet")
+    table = pq.read_table(tmp_path / "trials.parquet")
+    assert table.schema.equals(SCHEMA)
+    again = read_table(tmp_path / "trials.parquet")
+    assert [r["pareto"] for r in again] == [True, True, False, False]
+    assert again[3]["status"] == "failed" and again[3]["accuracy"] is None
+    assert list(tmp_path.iterdir()) == [tmp_path / "trials.parquet"]   # no temporary file left
+
+
+def test_plot_is_a_png(tmp_path):
+    path = plot_front(_rows(), tmp_path / "pareto.png", fp_accuracy=0.55)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

@@ -1,0 +1,167 @@
+"""MLflow from the driver only (one writer, so a SQLite store holds up).
+
+One parent run per search, one child run per trial (tag ``mlflow.parentRunId``). Runs are
+found again by tag (``search_path`` for the parent, ``trial_id`` for a child), so a retried or
+resumed trial continues its own child run and a resumed search its own parent. After every
+finished trial the trials table, ``pareto.png`` and the parent's hypervolume are updated, the
+children on the front are tagged ``pareto=true`` and their packed models logged.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from .pareto import REFERENCE, hypervolume
+from .plot import plot_front
+from .results import mark_front, row
+from .table import write_table
+
+MODEL_FILE = "model.mqat"
+
+
+def default_uri(output_dir: str | Path) -> str:
+    """A SQLite file in the search's output directory."""
+    return f"sqlite:///{(Path(output_dir) / 'mlflow.db').resolve()}"
+
+
+class MLflowTracker(Callback):
+    """A Tune callback that records the search in MLflow and keeps the table and plot current."""
+
+    def __init__(self, *, uri: str, experiment: str, search_path: str, output_dir: str,
+                 params: dict[str, Any], artifacts: dict[str, Any], seeds: list[dict[str, Any]],
+                 fp_accuracy: float | None = None):
+        self.uri, self.experiment, self.search_path = uri, experiment, search_path
+        self.output_dir = Path(output_dir)
+        self.params, self.artifacts, self.seeds = params, artifacts, seeds
+        self.fp_accuracy = fp_accuracy
+        self._client = None
+        self._parent: str | None = None
+        self._children: dict[str, str] = {}
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._logged_models: set[str] = set()
+
+    def __getstate__(self):  # Tune pickles callbacks with its experiment state
+        state = dict(self.__dict__)
+        state["_client"] = None
+        return state
+
+    # ---- runs ---------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def _experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:"):  # artifacts beside the database, not in ./mlruns
+            location = (self.output_dir / "mlartifacts").resolve().as_uri()
+        return self.client.create_experiment(self.experiment, artifact_location=location)
+
+    def _find(self, experiment_id: str, filter_string: str) -> str | None:
+        runs = self.client.search_runs([experiment_id], filter_string=filter_string, max_results=1)
+        return runs[0].info.run_id if runs else None
+
+    def parent(self) -> str:
+        if self._parent is None:
+            from mlflow.entities import Param
+
+            exp = self._experiment_id()
+            self._parent = self._find(exp, f"tags.search_path = '{self.search_path}'")
+            if self._parent is None:
+                run = self.client.create_run(exp, run_name=Path(self.search_path).name,
+                                             tags={"search_path": self.search_path, "kind": "search"})
+                self._parent = run.info.run_id
+                self.client.log_batch(self._parent, params=[Param(k, str(v)[:6000])
+                                                            for k, v in self.params.items()])
+                for name, content in self.artifacts.items():
+                    self.client.log_text(self._parent, json.dumps(content, indent=1), f"{name}.json")
+        return self._parent
+
+    def child(self, trial) -> str:
+        trial_id = trial.trial_id
+        if trial_id not in self._children:
+            from mlflow.entities import Param
+
+            parent = self.parent()
+            exp = self._experiment_id()
+            found = self._find(exp, f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent}'")
+            if found is None:
+                seed = any(all(trial.config.get(k) == v for k, v in s.items()) for s in self.seeds)
+                run = self.client.create_run(exp, run_name=trial_id, tags={
+                    "mlflow.parentRunId": parent, "trial_id": trial_id, "seed": str(seed).lower()})
+                found = run.info.run_id
+                self.client.log_batch(found, params=[Param(k, str(v)) for k, v in trial.config.items()])
+            self._children[trial_id] = found
+        return self._children[trial_id]
+
+    # ---- Tune hooks ---------------------------------------------------------------------
+    def setup(self, **info):
+        self.parent()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.child(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        from mlflow.entities import Metric
+
+        now, step = int(time.time() * 1000), int(result.get("stage", 0))
+        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("stage",)]
+        self.client.log_batch(self.child(trial), metrics=metrics)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trial, error=None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        lines = [line for line in str(trial.get_error() or "").splitlines() if line.strip()]
+        self._finish(trial, error=lines[-1].strip()[:500] if lines else "error")
+
+    def on_experiment_end(self, trials, **info):
+        self.client.set_terminated(self.parent(), "FINISHED")
+
+    # ---- after each trial ---------------------------------------------------------------
+    def _finish(self, trial, error: str | None) -> None:
+        run_id = self.child(trial)
+        if error:
+            self.client.set_tag(run_id, "error", error)
+        self.client.set_terminated(run_id, "FAILED" if error else "FINISHED")
+        self._rows[trial.trial_id] = row(trial.trial_id, trial.config, trial.last_result or {},
+                                         error=error, seeds=self.seeds, path=trial.local_path)
+        self.update(trial if not error else None)
+
+    def update(self, finished_trial=None) -> None:
+        rows = mark_front(list(self._rows.values()))
+        write_table(rows, self.output_dir / "trials.parquet")
+        plot_front(rows, self.output_dir / "pareto.png", fp_accuracy=self.fp_accuracy)
+        done = [(r["accuracy"], r["compression"]) for r in rows if r["accuracy"] is not None]
+        from mlflow.entities import Metric
+        self.client.log_batch(self.parent(), metrics=[
+            Metric("hypervolume", hypervolume(done, REFERENCE), int(time.time() * 1000), len(rows)),
+            Metric("trials_finished", float(len(done)), int(time.time() * 1000), len(rows))])
+        for r in rows:
+            run_id = self._children.get(r["trial_id"])
+            if run_id:
+                self.client.set_tag(run_id, "pareto", str(r["pareto"]).lower())
+        if finished_trial is not None and self._rows[finished_trial.trial_id]["pareto"]:
+            self._log_model(finished_trial)
+        self.client.log_artifact(self.parent(), str(self.output_dir / "pareto.png"))
+        self.client.log_artifact(self.parent(), str(self.output_dir / "trials.parquet"))
+
+    def _log_model(self, trial) -> None:
+        """The front point's packed model (``mqat.load_packed``) as an artifact of its child run."""
+        if trial.trial_id in self._logged_models or trial.checkpoint is None:
+            return
+        with trial.checkpoint.as_directory() as directory:
+            model = Path(directory) / MODEL_FILE
+            if model.is_file():
+                self.client.log_artifact(self.child(trial), str(model), "model")
+                self._logged_models.add(trial.trial_id)

@@ -1,0 +1,75 @@
+"""``mqat report``: the front of a search, from its directory (or its MLflow parent run)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .plot import plot_front
+from .results import mark_front, row
+from .table import write_table
+
+SEEDS_FILE, FP_FILE = "seeds.json", "fp_metrics.json"
+
+
+def save_search_info(path: Path, seeds: list[dict[str, Any]], fp_metrics: dict[str, Any]) -> None:
+    """What a report needs beside Tune's files: the seed points and the FP model's metrics."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / SEEDS_FILE).write_text(json.dumps(seeds))
+    (path / FP_FILE).write_text(json.dumps(fp_metrics))
+
+
+def _last_report(trial_dir: Path) -> dict[str, Any]:
+    result = trial_dir / "result.json"
+    lines = [line for line in result.read_text().splitlines() if line.strip()] if result.is_file() else []
+    return json.loads(lines[-1]) if lines else {}
+
+
+def rows_from_experiment(path: Path) -> list[dict[str, Any]]:
+    """One row per trial directory of a Tune experiment, the front marked."""
+    seeds = json.loads((path / SEEDS_FILE).read_text()) if (path / SEEDS_FILE).is_file() else []
+    rows = []
+    for trial_dir in sorted(p for p in path.iterdir() if p.is_dir() and (p / "params.json").is_file()):
+        config = json.loads((trial_dir / "params.json").read_text())
+        last = _last_report(trial_dir)
+        error_file = trial_dir / "error.txt"
+        error = None
+        if error_file.is_file():
+            lines = [line for line in error_file.read_text().splitlines() if line.strip()]
+            error = lines[-1].strip()[:500] if lines else "error"
+        trial_id = last.get("trial_id") or trial_dir.name.split("_")[2]
+        rows.append(row(trial_id, config, last, error=error if not last.get("final") else None,
+                        seeds=seeds, path=str(trial_dir)))
+    return mark_front(rows)
+
+
+def resolve(target: str, tracking_uri: str | None = None) -> Path:
+    """A search directory, given itself or the id of its MLflow parent run."""
+    path = Path(target)
+    if path.is_dir():
+        return path.resolve()
+    if tracking_uri is None:
+        raise ValueError(f"{target!r} is not a search directory (give --tracking-uri to look it up "
+                         "as an MLflow run id)")
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    try:
+        run = MlflowClient(tracking_uri=tracking_uri).get_run(target)
+    except MlflowException:
+        raise ValueError(f"{target!r} is neither a search directory nor a run in {tracking_uri}") from None
+    search_path = run.data.tags.get("search_path")
+    if not search_path or not Path(search_path).is_dir():
+        raise ValueError(f"run {target} names no readable search directory ({search_path!r})")
+    return Path(search_path)
+
+
+def report(target: str, tracking_uri: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Rebuild ``trials.parquet`` and ``pareto.png`` of a search; return its directory and rows."""
+    path = resolve(target, tracking_uri)
+    rows = rows_from_experiment(path)
+    if not rows:
+        raise ValueError(f"{path} holds no trials")
+    fp = json.loads((path / FP_FILE).read_text()) if (path / FP_FILE).is_file() else {}
+    write_table(rows, path / "trials.parquet")
+    plot_front(rows, path / "pareto.png", fp_accuracy=fp.get("accuracy"))
+    return path, rows

@@ -1,0 +1,41 @@
+"""The trials table as Parquet: a fixed, documented schema, written atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .results import FIELDS
+
+#: One row per trial. ``plan`` is JSON (``{"weight_bits": {...}, "act_bits": ...}``); metrics of a
+#: failed or unfinished trial are null; ``pareto`` marks the front.
+SCHEMA = pa.schema([
+    ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
+    ("seed", pa.bool_()), ("pareto", pa.bool_()),
+    ("accuracy", pa.float64()), ("accuracy_se", pa.float64()), ("add_auc", pa.float64()),
+    ("compression", pa.float64()), ("model_bytes", pa.int64()),
+    ("accuracy_raw", pa.float64()), ("accuracy_ema", pa.float64()), ("accuracy_qc", pa.float64()),
+    ("oscillating_fraction", pa.float64()), ("order", pa.string()), ("plan", pa.string()),
+    ("ema", pa.bool_()), ("ema_decay", pa.float64()), ("qc", pa.bool_()), ("qc_lr", pa.float64()),
+    ("lr", pa.float64()), ("epochs_per_stage", pa.int64()), ("path", pa.string()),
+])
+assert tuple(SCHEMA.names) == FIELDS  # the row builder and the schema must not drift apart
+
+
+def write_table(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``rows`` as Parquet with :data:`SCHEMA` (to a temporary file, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist([{k: r.get(k) for k in FIELDS} for r in rows], schema=SCHEMA)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as tmp:
+        pq.write_table(table, tmp)
+    os.replace(tmp.name, path)
+    return path
+
+
+def read_table(path: str | Path) -> list[dict[str, Any]]:
+    return pq.read_table(path, schema=SCHEMA).to_pylist()
