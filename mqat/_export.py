@@ -50,8 +50,17 @@ class PackedModel:
     state_dict: dict[str, Tensor]
 
     def load_into(self, model: nn.Module) -> nn.Module:
-        """Quantize a float ``model`` of the same architecture as the plan says and load into it."""
+        """Quantize a float ``model`` of the same architecture as the plan says and load into it.
+
+        Layers that QC gave a bias (folding its offset) get one here too.
+        """
         quantize_(model, self.plan, self.module_map)
+        own = model.state_dict()
+        for key, value in self.state_dict.items():
+            if key.endswith(".bias") and key not in own:
+                layer = model.get_submodule(key[: -len(".bias")])
+                if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.bias is None:
+                    layer.bias = nn.Parameter(torch.zeros_like(value, device=layer.weight.device))
         model.load_state_dict(self.state_dict, strict=True)
         return model
 

@@ -87,3 +87,21 @@ def test_pack_codes_round_trip():
         data = pack_codes(codes, bits)
         assert len(data) == -(-1001 * bits // 8)
         assert (unpack_codes(data, bits, 1001) == codes).all()
+
+
+def test_round_trip_after_qc_gave_bias_free_layers_a_bias(tmp_path, net, module_map, batch):
+    from tests.conftest import TinyNet
+    plan = mqat.BitPlan({"backbone": 4, "fpn": 3, "head": 8})
+    mqat.quantize_(net, plan, module_map)
+    net(batch)
+    net.eval()
+    params = mqat.add_qc(net)
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.1)
+    mqat.fold_qc(net)
+    assert net.backbone[0].bias is not None            # the first conv had none before QC
+    mqat.export_packed(net, plan, module_map, tmp_path / "m.mqat")
+    loaded = mqat.load_packed(tmp_path / "m.mqat", model=TinyNet()).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(batch), net(batch))
