@@ -63,3 +63,22 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
     assert all(client.list_artifacts(r.info.run_id, "model") for r in front_runs)
     assert (result.path / "pareto.png").stat().st_size > 10_000
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["uniform", "ilp-only"])
+def test_baselines_run_in_the_same_machinery(ray_session, tiny_config, method):
+    from search.run import run_search
+
+    config = tiny_config(search={"method": method, "sampler": "random", "targets": [4, 8]})
+    result = run_search(config, progress=False, log=lambda *_: None)
+    assert len(result.rows) == 2 and all(r["status"] == "finished" for r in result.rows)
+    for r in result.rows:
+        bits = json.loads(r["plan"])["weight_bits"]
+        assert r["order"] == "uniform" and not r["ema"] and not r["qc"]
+        stages = [rep.get("stage_name", rep.get("name")) for rep in _reports(r["path"])]
+        assert stages == ["uniform", "final"]               # every module at once
+        if method == "uniform":
+            assert len(set(bits.values())) == 1
+        else:
+            assert bits in [dict(p.weight_bits) for p in result.prepared.plans.values()]
