@@ -37,11 +37,6 @@ class Prepared:
     seeds: list[dict[str, Any]]
 
 
-def _act_bits(config: Config) -> int:
-    act = config.space.act_bits
-    return max(act) if isinstance(act, (list, tuple)) else act
-
-
 def check(config: Config, *, progress: bool = True) -> Checked:
     """Validate what a config implies without writing anything; ConfigError on bad input."""
     task = config.task_instance(progress=progress)
@@ -93,7 +88,8 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     if search.method == "ilp-only":
         targets = ilp_targets(min(targets), max(targets), search.num_samples)
     plans = mqat.solve_bit_plans(table, checked.weight_counts, targets=targets,
-                                 choices=list(config.space.weight_bits), act_bits=_act_bits(config))
+                                 choices=list(config.space.weight_bits),
+                                 act_bits=config.space.top_act_bits)
     seeds = seed_points(plans, config.space) if search.method == "mqat" else []
     return Prepared(checked, load_state_dict(fp.checkpoint), fp.metrics, table, plans, seeds)
 

@@ -16,22 +16,18 @@ def uniform_space(trial, space: SpaceConfig) -> dict[str, Any]:
     """Same bits for every module, all quantized at once, no EMA, no QC."""
     bits = trial.suggest_categorical("bits", list(space.weight_bits))
     trial.suggest_float("lr", *space.lr, log=True)
-    act = space.act_bits if not isinstance(space.act_bits, (list, tuple)) else max(space.act_bits)
-    epochs = space.epochs_per_stage if not isinstance(space.epochs_per_stage, (list, tuple)) \
-        else min(space.epochs_per_stage)
-    return {"order": UNIFORM, **{f"bits_{m}": bits for m in space.modules}, "act_bits": act,
-            "ema": False, "qc": False, "epochs_per_stage": epochs}
+    return {"order": UNIFORM, **{f"bits_{m}": bits for m in space.modules},
+            "act_bits": space.top_act_bits, "ema": False, "qc": False,
+            "epochs_per_stage": space.fewest_epochs}
 
 
 def ilp_space(trial, space: SpaceConfig, plans: dict[str, dict[str, int]]) -> dict[str, Any]:
     """One of the ILP plans (named by target), trained jointly at the space's middle lr."""
     name = trial.suggest_categorical("plan", sorted(plans))
-    act = space.act_bits if not isinstance(space.act_bits, (list, tuple)) else max(space.act_bits)
-    epochs = space.epochs_per_stage if not isinstance(space.epochs_per_stage, (list, tuple)) \
-        else min(space.epochs_per_stage)
     lr = math.exp(sum(math.log(v) for v in space.lr) / 2)
-    return {"order": UNIFORM, **{f"bits_{m}": b for m, b in plans[name].items()}, "act_bits": act,
-            "ema": False, "qc": False, "lr": lr, "epochs_per_stage": epochs}
+    return {"order": UNIFORM, **{f"bits_{m}": b for m, b in plans[name].items()},
+            "act_bits": space.top_act_bits, "ema": False, "qc": False, "lr": lr,
+            "epochs_per_stage": space.fewest_epochs}
 
 
 def ilp_targets(low: float, high: float, count: int) -> list[float]:

@@ -34,7 +34,7 @@ def seed_point(plan: mqat.BitPlan, space: SpaceConfig) -> dict[str, Any]:
     for module in space.modules:
         point[f"bits_{module}"] = plan.weight_bits[module]
     if isinstance(space.act_bits, (list, tuple)):
-        point["act_bits"] = max(space.act_bits)
+        point["act_bits"] = space.top_act_bits
     for name, rate, default in (("ema", "ema_decay", DEFAULT_EMA_DECAY), ("qc", "qc_lr", DEFAULT_QC_LR)):
         switch = getattr(space, name)
         if switch == SEARCH:
@@ -44,7 +44,7 @@ def seed_point(plan: mqat.BitPlan, space: SpaceConfig) -> dict[str, Any]:
             point[rate] = min(max(default, low), high)
     point["lr"] = _geometric_mean(*space.lr)
     if isinstance(space.epochs_per_stage, (list, tuple)):
-        point["epochs_per_stage"] = min(space.epochs_per_stage)
+        point["epochs_per_stage"] = space.fewest_epochs
     return point
 
 

@@ -102,6 +102,17 @@ class SpaceConfig:
         if missing:
             raise ValueError(f"space.order must list every module once; it lacks {missing}")
 
+    @property
+    def top_act_bits(self) -> int:
+        """The activation bits used where they are not searched (the highest of a list)."""
+        return max(self.act_bits) if isinstance(self.act_bits, (list, tuple)) else self.act_bits
+
+    @property
+    def fewest_epochs(self) -> int:
+        """Epochs per stage used where they are not searched (the fewest of a list)."""
+        e = self.epochs_per_stage
+        return min(e) if isinstance(e, (list, tuple)) else e
+
     def orders(self) -> list[str]:
         return [order_name(p) for p in itertools.permutations(self.modules)]
 
