@@ -110,7 +110,21 @@ def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int 
              object_store_memory=512 * 1024**2, _temp_dir=temp_dir)
 
 
+def check_storage(config: Config) -> None:
+    """Refuse a multi-node cluster with results on this machine's own disk (workers could not
+    write there, and the driver could not read their checkpoints)."""
+    import ray
+
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    if nodes > 1 and not config.search.shared_storage:
+        raise ConfigError(
+            f"search.storage_path {str(experiment_dir(config))!r} is on this machine, but the Ray "
+            f"cluster has {nodes} nodes: put it on a filesystem every node mounts and set "
+            "search.shared_storage: true")
+
+
 def experiment_dir(config: Config) -> Path:
+    """Where Tune keeps the searches of a config."""
     storage = config.search.storage_path or str(Path(config.output_dir) / "ray")
     return Path(storage).resolve()
 
@@ -149,6 +163,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from .progress import ProgressPrinter
 
     init_ray(address, temp_dir=ray_temp_dir)
+    check_storage(config)
     trainable = _trainable(config, prepared)
     printer = ProgressPrinter(config.search.num_samples, log)
     if path is not None:

@@ -29,4 +29,5 @@ def test_the_validator_catches_a_wrong_head_type():
 def test_cluster_search_config_asks_for_gpus_and_shared_storage():
     from search.config import load_config
     config = load_config("configs/cluster.yaml")
-    assert config.search.gpus_per_trial == 1 and config.search.storage_path.startswith("s3://")
+    assert config.search.gpus_per_trial == 1 and config.search.shared_storage
+    assert config.search.storage_path.startswith("/mnt/shared") and config.cache_dir.startswith("/mnt/shared")

@@ -1,0 +1,41 @@
+"""A multi-node search with results on the driver's own disk is refused in one line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+from tests.integration.conftest import TINY
+
+SCRIPT = """
+import sys
+import search.run  # Ray's environment first
+from ray.cluster_utils import Cluster
+from search.cli import main
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+cluster.add_node(num_cpus=1)
+code = main(["search", "--config", sys.argv[1], "--address", cluster.address, "--quiet"])
+import ray
+ray.shutdown()          # disconnect the driver before the nodes go
+cluster.shutdown()
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_two_nodes_and_local_storage_exit_2(tmp_path):
+    config = {**TINY, "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: AF_UNIX socket paths
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "RAY_TMPDIR": ray_tmp})
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mqat:")]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(errors) == 1 and "the Ray cluster has 2 nodes" in errors[0]
+    assert "search.shared_storage: true" in errors[0]
+    assert not (tmp_path / "out").exists()          # no experiment directory, no MLflow store
