@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from .config import ConfigError, load_config
+from .prepare import format_pretrain
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -80,27 +81,6 @@ def _report(args: argparse.Namespace) -> int:
     print(format_front(rows))
     print(f"table: {path / 'trials.parquet'}\nplot: {path / 'pareto.png'}")
     return 0
-
-
-def format_pretrain(result, task) -> str:
-    """The figures a user checks after pretraining, in a few lines."""
-    m = result.metrics
-    if m.get("source") == "checkpoint":
-        return f"using the configured checkpoint {result.checkpoint}"
-    bins = " / ".join(f"{b} {m[f'add_01d_{b}']:.3f}" for b in ("near", "medium", "far")
-                      if f"add_01d_{b}" in m)
-    lines = [
-        f"FP model: ADD-0.1d {m['accuracy']:.3f} +- {m['add_01d_se']:.3f} (standard error, "
-        f"{int(m['images'])} validation images); {bins}",
-        f"          ADD-S-0.1d {m['adds_01d']:.3f}, ADD AUC(0.1d) {m['add_auc']:.3f}, median errors "
-        f"{m['rot_err_deg_median']:.1f} deg / {m['trans_err_cm_median']:.1f} cm, keypoints "
-        f"{m['kp_err_px']:.2f} px",
-    ]
-    if m.get("baseline_accuracy") is not None:
-        lines.append(f"mean-pose baseline: ADD-0.1d {m['baseline_accuracy']:.3f}")
-    timing = f"data {m['data_seconds']:.0f} s, training {m['train_seconds']:.0f} s"
-    lines.append(f"checkpoint: {result.checkpoint} ({'cached' if result.cached else timing})")
-    return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:

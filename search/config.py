@@ -17,7 +17,6 @@ from typing import Any
 
 import yaml
 
-import mqat
 from spaces import SpaceConfig
 from trainables.pretrain import PretrainConfig
 from trainables.tasks import get_task

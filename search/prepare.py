@@ -79,7 +79,6 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     task = checked.task
     fp = pretrain(task, config.pretrain, cache_dir=config.cache_dir, progress=progress)
     if not fp.cached:
-        from .cli import format_pretrain
         log(format_pretrain(fp, task))
     model = load_model(task, fp.checkpoint)
     table = _sensitivity(config, task, fp.checkpoint, model)
@@ -92,6 +91,27 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
                                  act_bits=config.space.top_act_bits)
     seeds = seed_points(plans, config.space) if search.method == "mqat" else []
     return Prepared(checked, load_state_dict(fp.checkpoint), fp.metrics, table, plans, seeds)
+
+
+def format_pretrain(result, task) -> str:
+    """The figures a user checks after pretraining, in a few lines."""
+    m = result.metrics
+    if m.get("source") == "checkpoint":
+        return f"using the configured checkpoint {result.checkpoint}"
+    bins = " / ".join(f"{b} {m[f'add_01d_{b}']:.3f}" for b in ("near", "medium", "far")
+                      if f"add_01d_{b}" in m)
+    lines = [
+        f"FP model: ADD-0.1d {m['accuracy']:.3f} +- {m['add_01d_se']:.3f} (standard error, "
+        f"{int(m['images'])} validation images); {bins}",
+        f"          ADD-S-0.1d {m['adds_01d']:.3f}, ADD AUC(0.1d) {m['add_auc']:.3f}, median errors "
+        f"{m['rot_err_deg_median']:.1f} deg / {m['trans_err_cm_median']:.1f} cm, keypoints "
+        f"{m['kp_err_px']:.2f} px",
+    ]
+    if m.get("baseline_accuracy") is not None:
+        lines.append(f"mean-pose baseline: ADD-0.1d {m['baseline_accuracy']:.3f}")
+    timing = f"data {m['data_seconds']:.0f} s, training {m['train_seconds']:.0f} s"
+    lines.append(f"checkpoint: {result.checkpoint} ({'cached' if result.cached else timing})")
+    return "\n".join(lines)
 
 
 def describe(prepared: Prepared) -> str:

@@ -1,7 +1,6 @@
 """One small local Ray for the whole session (see ../shared/STACK.md: keep Ray small)."""
 from __future__ import annotations
 
-import os
 
 import pytest
 

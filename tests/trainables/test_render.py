@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 
 from trainables.pose.camera import intrinsics, project, random_rotations, roll_matrix

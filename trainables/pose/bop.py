@@ -75,8 +75,8 @@ def _annotations(spec: BopSpec):
     for scene in sorted(p for p in (Path(spec.path) / spec.split).iterdir() if p.is_dir()):
         gts = _json(scene / "scene_gt.json")
         cameras = _json(scene / "scene_camera.json")
-        for image_id, annotations in sorted(gts.items(), key=lambda kv: int(kv[0])):
-            ann = next((a for a in annotations if int(a["obj_id"]) == spec.object_id), None)
+        for image_id, instances in sorted(gts.items(), key=lambda kv: int(kv[0])):
+            ann = next((a for a in instances if int(a["obj_id"]) == spec.object_id), None)
             if ann is None:
                 continue
             rgb = next((scene / "rgb" / f"{int(image_id):06d}{ext}" for ext in (".png", ".jpg")

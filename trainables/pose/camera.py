@@ -1,8 +1,6 @@
 """Pinhole camera helpers: intrinsics, projection, random poses, and the exact camera roll."""
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -48,5 +46,3 @@ def span_to_depth(span: float, *, focal: float, size: int, diameter: float) -> f
     """Depth at which an object of ``diameter`` spans ``span`` of the image width."""
     return focal * diameter / (span * size)
 
-
-DEG = math.pi / 180

@@ -58,7 +58,3 @@ def decode(logits: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
     cells = torch.stack([index % g, index // g], dim=-1).to(off.dtype) + off
     return (cells + 0.5) * STRIDE, torch.sigmoid(score)
 
-
-def heat_to_pixels_error(pred: Tensor, true: Tensor) -> Tensor:
-    """Mean keypoint distance in pixels per image."""
-    return (pred - true).norm(dim=-1).mean(-1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -106,7 +105,3 @@ class PoseNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-@torch.no_grad()
-def module_parameters(model: PoseNet) -> dict[str, int]:
-    return {name: count_parameters(getattr(model, name)) for name in MODULE_MAP}
