@@ -21,6 +21,9 @@ from .prepare import Prepared, check, prepare
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
+# Trials keep one checkpoint, and each one forces a snapshot (see ``_run_config``): frequent by
+# design, so Tune's warning about frequent snapshots is noise here.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # token auth on, chosen explicitly (no warning)
 
@@ -64,14 +67,24 @@ def _space_function(config: Config, prepared: Prepared):
     return functools.partial(define_space, space=config.space)
 
 
-def _trainable(config: Config, prepared: Prepared):
+def _faults() -> dict[int, str]:
+    """Faults to inject (``MQAT_INJECT_FAULTS``), checked on the driver."""
+    from trainables.faults import faults_from_environment
+
+    try:
+        return faults_from_environment()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
     from ray import tune
 
     from trainables.trainable import TrialSetup, train_mqat
 
     setup = TrialSetup(config.task_name, config.task, str(Path(config.cache_dir).resolve()),
                        prepared.fp_state, config.search.images_per_epoch,
-                       config.search.stage_eval_images)
+                       config.search.stage_eval_images, faults=faults)
     resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
@@ -146,11 +159,14 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
             raise ConfigError(f"the number of samples must be at least 1, but got {num_samples}")
         config = replace(config, search=replace(config.search, num_samples=num_samples))
     checked = check(config, progress=progress)
+    faults = _faults()
     path = latest_experiment(config) if resume else None
     prepared = prepare(config, checked, progress=progress, log=log)
     if progress:
         from .prepare import describe
         log(describe(prepared))
+    if faults:
+        log(f"injecting faults into trials {faults} (MQAT_INJECT_FAULTS)")
 
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -164,7 +180,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
 
     init_ray(address, temp_dir=ray_temp_dir)
     check_storage(config)
-    trainable = _trainable(config, prepared)
+    trainable = _trainable(config, prepared, faults)
     printer = ProgressPrinter(config.search.num_samples, log)
     if path is not None:
         log(f"resuming {path}")
@@ -185,6 +201,9 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                         reuse_actors=config.search.reuse_actors),
             run_config=tune.RunConfig(name=name, storage_path=str(experiment_dir(config)),
                                       failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
+                                      # one checkpoint per trial, each followed by a snapshot of the
+                                      # experiment: a driver killed at any moment loses no stage
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       callbacks=callbacks, verbose=0))
     grid = tuner.fit()
     rows = collect(grid, prepared.seeds)

@@ -3,7 +3,8 @@
 It only wires library calls to ``ray.tune.report``: build the task, load the shared FP
 weights, run :func:`mqat.run_mqat` with the trial's settings, report after every stage with a
 checkpoint (so a retried trial resumes after its last finished stage), and report the final
-model, exported with its integer weights packed, last.
+model, exported with its integer weights packed, last. A trial restarted after its final
+checkpoint (the driver died before it recorded the end) returns at once: nothing runs twice.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 import mqat
 from spaces import trial_settings
 
+from .faults import fault_for, with_fault
 from .tasks import get_task
 
 STATE_FILE = "flow_state.pt"
@@ -35,6 +37,7 @@ class TrialSetup:
     images_per_epoch: int | None = None
     stage_eval_images: int | None = 500
     ema_warmup_steps: int = 50
+    faults: dict[int, str] | None = None  # trial number -> fault kind (``trainables.faults``)
 
 
 def _threads_and_device() -> torch.device:
@@ -49,13 +52,16 @@ def _threads_and_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _load_state() -> mqat.FlowState | None:
+def _load_state() -> mqat.FlowState | str | None:
+    """The flow state of the last finished stage, ``"final"`` after the final report, or None."""
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
+        if (Path(directory) / MODEL_FILE).is_file():
+            return "final"
         path = Path(directory) / STATE_FILE
         if not path.is_file():
             return None
@@ -63,8 +69,12 @@ def _load_state() -> mqat.FlowState | None:
 
 
 def _report(metrics: dict[str, Any], files: dict[str, Any] | None = None) -> None:
-    """Report to Tune, with a checkpoint directory holding ``files`` (name -> writer)."""
+    """Report to Tune (with the node that ran it), and a checkpoint directory holding ``files``
+    (name -> writer)."""
+    import ray
     from ray import tune
+
+    metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
 
     if not files:
         tune.report(metrics)
@@ -77,13 +87,20 @@ def _report(metrics: dict[str, Any], files: dict[str, Any] | None = None) -> Non
 
 def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     """Run MQAT for one trial configuration and report every stage to Tune."""
+    from ray import tune
+
+    resume = _load_state()
+    if resume == "final":
+        return
     device = _threads_and_device()
     task = get_task(setup.task_name).factory(setup.task_config, cache_dir=setup.cache_dir,
                                              device=str(device), progress=False)
     settings = trial_settings(config, task.module_map.names, ema_warmup_steps=setup.ema_warmup_steps)
     model = task.build_model()
     model.load_state_dict(setup.fp_state)
-    train_epoch = functools.partial(task.train_epoch, images=setup.images_per_epoch)
+    context = tune.get_context()
+    fault = fault_for(setup.faults or {}, Path(context.get_trial_dir()).name, context.get_trial_id())
+    train_epoch = with_fault(functools.partial(task.train_epoch, images=setup.images_per_epoch), fault)
     evaluate_stage = functools.partial(task.evaluate, images=setup.stage_eval_images)
     pending: list[mqat.StageResult] = []
 
@@ -97,7 +114,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
         evaluate=task.evaluate, evaluate_stage=evaluate_stage,
         epochs_per_stage=settings.epochs_per_stage, ema=settings.ema, qc=settings.qc,
         optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr),
-        on_stage=pending.append, on_state=on_state, resume=_load_state())
+        on_stage=pending.append, on_state=on_state, resume=resume)
     for stage in pending:  # QC: a stage with no resumable state after it
         _report({**stage.to_dict(), "final": False})
     size = mqat.model_size(result.model, settings.plan, task.module_map)

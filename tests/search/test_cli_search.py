@@ -27,11 +27,20 @@ def _config(**sections):
     (_config(), ["--num-samples", "0"], "number of samples must be at least 1"),
 ])
 def test_bad_input(tmp_path, config, extra, match):
+    _assert_refused(tmp_path, config, extra, match)
+
+
+@pytest.mark.parametrize("faults", ["2:segfault", "two:nan", "2nan"])
+def test_bad_fault_injection_is_refused_before_anything_runs(tmp_path, faults):
+    _assert_refused(tmp_path, _config(), [], "MQAT_INJECT_FAULTS", {"MQAT_INJECT_FAULTS": faults})
+
+
+def _assert_refused(tmp_path, config, extra, match, environment=None):
     config = {**config, "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     ray_tmp = tmp_path / "ray"
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), **(environment or {})}
     result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(path),
                              "--quiet", *extra], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 2, result.stderr
