@@ -50,6 +50,12 @@ def _search(args: argparse.Namespace) -> int:
     from .run import run_search
 
     config = load_config(args.config)
+    if args.check:
+        from .run import validate
+        config, checked, _ = validate(config, num_samples=args.num_samples, resume=args.resume)
+        print(f"{args.config}: valid; {config.search.num_samples} trials of the {config.search.method} "
+              f"search, up to {checked.max_compression:.2f}x compression")
+        return 0
     start = time.monotonic()
     result = run_search(config, address=args.address, resume=args.resume,
                         num_samples=args.num_samples, progress=not args.quiet)
@@ -103,6 +109,8 @@ def parser() -> argparse.ArgumentParser:
     search.add_argument("--num-samples", type=int, help="trials to run (default: the config's)")
     search.add_argument("--address", help="an existing Ray cluster, e.g. 127.0.0.1:6379 or auto")
     search.add_argument("--resume", action="store_true", help="continue the latest search of the config")
+    search.add_argument("--check", action="store_true",
+                        help="only validate the config (nothing is written or started)")
     search.add_argument("--quiet", action="store_true")
     search.set_defaults(run=_search)
 

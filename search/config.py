@@ -184,8 +184,11 @@ def config_from_dict(data: Any, *, source: str = "config") -> Config:
         if key not in _TOP_KEYS:
             raise ConfigError(f"unknown key {key}{_suggest(str(key), list(_TOP_KEYS))}")
     name = _coerce(data.get("name", "mqat"), str, "name")
-    task_data = dict(data.get("task") or {})
-    task_name = task_data.pop("name", "pose")
+    task_data = data.get("task") or {}
+    if not isinstance(task_data, Mapping):
+        raise ConfigError(f"task must be a mapping of keys to values, but got {task_data!r}")
+    task_data = dict(task_data)
+    task_name = _coerce(task_data.pop("name", "pose"), str, "task.name")
     try:
         entry = get_task(task_name)
     except ValueError as err:

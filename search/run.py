@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, ConfigError
-from .prepare import Prepared, check, prepare
+from .prepare import Checked, Prepared, check, prepare
 
 # Set before Ray is imported: a quiet, loopback-only local Ray, and an experiment snapshot
 # every few seconds so that a killed driver loses little.
@@ -120,7 +120,7 @@ def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int 
         ray.init(address=address, log_to_driver=False)
         return
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             object_store_memory=512 * 1024**2, _temp_dir=temp_dir)
+             object_store_memory=512 * 1024**2, _temp_dir=temp_dir, _node_ip_address="127.0.0.1")
 
 
 def check_storage(config: Config) -> None:
@@ -150,16 +150,26 @@ def latest_experiment(config: Config) -> Path:
     return runs[-1]
 
 
-def run_search(config: Config, *, address: str | None = None, resume: bool = False,
-               num_samples: int | None = None, progress: bool = True, log=print,
-               ray_temp_dir: str | None = None) -> SearchResult:
-    """Run (or resume) the search a config describes and return its trials and front."""
+def validate(config: Config, *, num_samples: int | None = None, resume: bool = False,
+             progress: bool = False) -> tuple[Config, Checked, dict[int, str]]:
+    """Everything a search checks before it writes or starts anything; ConfigError if bad."""
     if num_samples is not None:
         if num_samples < 1:
             raise ConfigError(f"the number of samples must be at least 1, but got {num_samples}")
         config = replace(config, search=replace(config.search, num_samples=num_samples))
     checked = check(config, progress=progress)
     faults = _faults()
+    if resume:
+        latest_experiment(config)
+    return config, checked, faults
+
+
+def run_search(config: Config, *, address: str | None = None, resume: bool = False,
+               num_samples: int | None = None, progress: bool = True, log=print,
+               ray_temp_dir: str | None = None) -> SearchResult:
+    """Run (or resume) the search a config describes and return its trials and front."""
+    config, checked, faults = validate(config, num_samples=num_samples, resume=resume,
+                                       progress=progress)
     path = latest_experiment(config) if resume else None
     prepared = prepare(config, checked, progress=progress, log=log)
     if progress:

@@ -1,0 +1,83 @@
+"""The driver killed with SIGKILL mid-search, then ``mqat search --resume``: the search completes,
+the trials that had finished are not rerun, and no run is duplicated.
+
+Every trial checkpoint forces a snapshot of the experiment, so a trial whose final report was
+written is known to be done even when its end was not recorded: it returns at once on resume."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import TINY
+from tests.integration.processes import kill_all, started_by
+
+
+def _lines(trial_dir: Path) -> list[str]:
+    path = trial_dir / "result.json"
+    return [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _finals(experiment: Path) -> dict[str, int]:
+    return {t.name: sum(bool(json.loads(line).get("final")) for line in _lines(t))
+            for t in experiment.glob("train_mqat_*")}
+
+
+@pytest.mark.slow
+def test_driver_sigkill_then_resume(tmp_path):
+    config = {**TINY, "search": {**TINY["search"], "num_samples": 6, "max_concurrent": 2},
+              "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: AF_UNIX socket paths
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    command = [sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet"]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline, experiment = time.monotonic() + 300, None
+        while time.monotonic() < deadline and experiment is None:
+            runs = list((tmp_path / "out" / "ray").glob("tiny-*"))
+            if runs and sum(_finals(runs[0]).values()) >= 2 and len(_finals(runs[0])) >= 3:
+                experiment = runs[0]          # two trials done, at least one more under way
+            time.sleep(0.2)
+        assert experiment is not None, "no trial finished in time"
+        driver.send_signal(signal.SIGKILL)   # the driver only: no chance to clean up or save
+        driver.wait(timeout=30)
+        # what the driver had started (its local Ray) loses its parent; reap it, by pid
+        kill_all(session=driver.pid, path=ray_tmp)
+        assert not started_by(session=driver.pid, path=ray_tmp)
+        kept = {name: _lines(experiment / name) for name, n in _finals(experiment).items() if n}
+
+        second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True,
+                                timeout=600, start_new_session=True)
+    finally:
+        kill_all(session=driver.pid, path=ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert 2 <= len(kept) < 6
+    for name, lines in kept.items():                          # not rerun: not one line more
+        assert _lines(experiment / name) == lines
+    finals = _finals(experiment)
+    assert len(finals) == 6 and all(n == 1 for n in finals.values()), finals
+
+    from mlflow import MlflowClient
+
+    from tracking.table import read_table
+    rows = read_table(experiment / "trials.parquet")
+    assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
+    assert all(r["status"] == "finished" for r in rows)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    children = [r.data.tags["trial_id"] for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(children) == sorted(r["trial_id"] for r in rows)   # one child per trial
+    assert sum(r.data.tags.get("kind") == "search" for r in runs) == 1

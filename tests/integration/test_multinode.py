@@ -1,0 +1,113 @@
+"""A search on a three-node Ray cluster (a head that runs no trials and two workers), all on
+this machine: trials spread over both workers, and when a worker node is killed mid-search its
+trial retries from its last stage checkpoint on another node. MLflow ends with exactly one child
+run per trial and the Parquet table with every trial once."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import TINY
+from tests.integration.processes import kill_all, started_by
+
+# The driver process: a cluster, a watcher that kills the worker node running the first trial
+# to checkpoint (and adds a fresh node, as an autoscaler would), and the search through the CLI.
+SCRIPT = """
+import json, sys, threading, time
+from pathlib import Path
+import search.run  # Ray's environment first
+from ray.cluster_utils import Cluster
+from search.cli import main
+
+config, out, report = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the head runs no trial
+workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+cluster.wait_for_nodes()
+killed = {}
+
+def last_node(trial_dir):
+    lines = [l for l in (trial_dir / "result.json").read_text().splitlines() if l.strip()]
+    return json.loads(lines[-1]).get("node_id") if lines else None
+
+def kill_first_checkpointed():
+    while not killed:
+        for checkpoint in out.glob("ray/*/train_mqat_*/checkpoint_*"):
+            trial_dir = checkpoint.parent
+            node = next((w for w in workers if w.node_id == last_node(trial_dir)), None)
+            if node is not None:
+                cluster.remove_node(node, allow_graceful=False)   # SIGKILL its raylet and workers
+                killed.update(node=node.node_id, trial=trial_dir.name, at=time.time())
+                cluster.add_node(num_cpus=1)
+                return
+        time.sleep(0.05)
+
+threading.Thread(target=kill_first_checkpointed, daemon=True).start()
+code = main(["search", "--config", config, "--address", cluster.address, "--quiet"])
+report.write_text(json.dumps({"code": code, "killed": killed,
+                              "workers": [w.node_id for w in workers]}))
+import ray
+ray.shutdown()
+cluster.shutdown()
+sys.exit(code)
+"""
+
+
+def _reports(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_trials_and_survive_losing_one(tmp_path):
+    search = {**TINY["search"], "num_samples": 4, "max_concurrent": 2, "max_failures": 2,
+              "cpus_per_trial": 1, "shared_storage": True, "targets": [4]}
+    config = {**TINY, "search": search, "space": {"epochs_per_stage": 3},
+              "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: AF_UNIX socket paths
+    driver = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path), str(tmp_path / "out"),
+                               str(tmp_path / "report.json")],
+                              env={**os.environ, "RAY_TMPDIR": ray_tmp}, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = driver.communicate(timeout=600)
+    finally:
+        kill_all(session=driver.pid, path=ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert driver.returncode == 0, stderr[-3000:]
+    assert not started_by(session=driver.pid, path=ray_tmp)        # nothing left running
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["killed"], "no trial checkpointed on a worker before the search ended"
+
+    (experiment,) = (tmp_path / "out" / "ray").glob("tiny-*")
+    trials = sorted(experiment.glob("train_mqat_*"))
+    assert len(trials) == 4
+    nodes = {r["node_id"] for t in trials for r in _reports(t) if "node_id" in r}
+    assert set(report["workers"]) <= nodes                           # both workers ran trials
+
+    # the killed trial: its stages before the kill ran on the dead node, the rest elsewhere,
+    # each stage once (it resumed after its last checkpoint), and it finished
+    victim = _reports(experiment / report["killed"]["trial"])
+    stages = [r.get("stage_name", r.get("name")) for r in victim]
+    assert len(stages) == len(set(stages)) and stages[-1] == "final"
+    assert victim[0]["node_id"] == report["killed"]["node"] != victim[-1]["node_id"]
+
+    from mlflow import MlflowClient
+
+    from tracking.table import read_table
+    rows = read_table(experiment / "trials.parquet")
+    assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4
+    assert all(r["status"] == "finished" for r in rows), rows
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.tags["trial_id"] for r in children) == sorted(r["trial_id"] for r in rows)
+    assert all(r.info.status == "FINISHED" for r in children)
