@@ -30,23 +30,45 @@ def quant_range(bits: int, signed: bool) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
+def _use_kernel(x: Tensor, step: Tensor):
+    """The fused CPU kernel, where it applies (float32 CPU tensors) and could be built."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or step.dtype != torch.float32:
+        return None
+    from ._lsq_kernel import cpu_kernel
+    return cpu_kernel()
+
+
 class _LSQFunction(torch.autograd.Function):
-    """Fake quantization with both LSQ gradients computed in one backward pass."""
+    """Fake quantization with both LSQ gradients computed in one backward pass.
+
+    On CPU a fused kernel does each direction in one pass over memory and saves only the input;
+    elsewhere the same formulas run as torch ops.
+    """
 
     @staticmethod
     def forward(ctx, x: Tensor, step: Tensor, qmin: int, qmax: int, grad_scale: float) -> Tensor:
+        ctx.qrange, ctx.grad_scale, ctx.step_shape = (qmin, qmax), grad_scale, step.shape
+        kernel = _use_kernel(x, step)
+        ctx.kernel = kernel
+        if kernel is not None:
+            x, flat_step = x.contiguous(), step.reshape(-1).contiguous()
+            ctx.save_for_backward(x, flat_step)
+            return kernel.forward(x, flat_step, qmin, qmax)
         v = x * step.reciprocal()
         r = torch.round(v)
         q = r.clamp(qmin, qmax)
         ctx.save_for_backward(v, r, step)
-        ctx.qrange = (qmin, qmax)
-        ctx.grad_scale = grad_scale
         return q * step
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        v, r, step = ctx.saved_tensors
         qmin, qmax = ctx.qrange
+        if ctx.kernel is not None:
+            x, flat_step = ctx.saved_tensors
+            grad_x, grad_step = ctx.kernel.backward(grad.contiguous(), x, flat_step, qmin, qmax,
+                                                    ctx.grad_scale)
+            return grad_x, grad_step.reshape(ctx.step_shape), None, None, None
+        v, r, step = ctx.saved_tensors
         inside = (r >= qmin) & (r <= qmax)
         # inside the range the step gradient is round(v) - v; where clipped, the clip level.
         coef = torch.where(inside, r - v, r.clamp(qmin, qmax))

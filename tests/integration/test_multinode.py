@@ -21,7 +21,7 @@ from tests.integration.processes import kill_all, started_by
 # The driver process: a cluster, a watcher that kills the worker node running the first trial
 # to checkpoint (and adds a fresh node, as an autoscaler would), and the search through the CLI.
 SCRIPT = """
-import json, sys, threading, time
+import json, os, signal, sys, threading, time
 from pathlib import Path
 import search.run  # Ray's environment first
 from ray.cluster_utils import Cluster
@@ -33,17 +33,20 @@ workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
 cluster.wait_for_nodes()
 killed = {}
 
-def last_node(trial_dir):
+def last_report(trial_dir):
     lines = [l for l in (trial_dir / "result.json").read_text().splitlines() if l.strip()]
-    return json.loads(lines[-1]).get("node_id") if lines else None
+    return json.loads(lines[-1]) if lines else {}
 
 def kill_first_checkpointed():
     while not killed:
         for checkpoint in out.glob("ray/*/train_mqat_*/checkpoint_*"):
             trial_dir = checkpoint.parent
-            node = next((w for w in workers if w.node_id == last_node(trial_dir)), None)
+            report = last_report(trial_dir)
+            node = next((w for w in workers if w.node_id == report.get("node_id")), None)
             if node is not None:
-                cluster.remove_node(node, allow_graceful=False)   # SIGKILL its raylet and workers
+                # the machine dies: its trial process and its raylet at once, by SIGKILL
+                os.kill(report["pid"], signal.SIGKILL)
+                cluster.remove_node(node, allow_graceful=False)
                 killed.update(node=node.node_id, trial=trial_dir.name, at=time.time())
                 cluster.add_node(num_cpus=1)
                 return

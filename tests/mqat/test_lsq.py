@@ -120,3 +120,31 @@ def test_quant_layers_quantize_weight_per_channel_and_input_per_tensor(net, batc
     assert quant.act_quant.step.shape == (1,) and not bool(quant.act_quant.signed)
     lin = mqat.QuantLinear.from_float(net.head[1], weight_bits=8, act_bits=32)
     assert lin.act_quant is None and lin(torch.randn(3, 256)).shape == (3, 10)
+
+
+def _run(x, step, qmin, qmax, g, grad_out):
+    x = x.clone().requires_grad_(True)
+    step = step.clone().requires_grad_(True)
+    out = mqat._lsq.lsq_fake_quant(x, step, qmin, qmax, g)
+    out.backward(grad_out)
+    return out, x.grad, step.grad
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fused_cpu_kernel_equals_the_torch_ops(monkeypatch, per_channel):
+    """Ties (half-integers), values far outside the range, several chunks, a strided input."""
+    from mqat._lsq_kernel import cpu_kernel
+    assert cpu_kernel() is not None, "the C++ kernel did not build"
+    base = torch.randn(64, 40, 9, 9) * 3
+    base[0, 0, 0, :6] = torch.tensor([0.5, 1.5, 2.5, -0.5, -2.5, 1e9])   # in units of the step
+    x = base.transpose(2, 3)                                              # not contiguous
+    step = torch.rand(64).add_(0.5).index_fill_(0, torch.tensor([0]), 1.0).view(-1, 1, 1, 1) \
+        if per_channel else torch.tensor([1.0])
+    qmin, qmax = mqat.quant_range(4, True)
+    grad_out = torch.randn_like(x)
+    fused = _run(x, step, qmin, qmax, 0.01, grad_out)
+    monkeypatch.setattr(mqat._lsq, "_use_kernel", lambda *_: None)
+    plain = _run(x, step, qmin, qmax, 0.01, grad_out)
+    assert torch.equal(fused[0], plain[0]) and torch.equal(fused[1], plain[1])
+    assert torch.allclose(fused[2], plain[2], rtol=1e-5, atol=1e-6)
+    assert fused[0][0, 0, :6, 0].tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, 7.0]  # half to even
