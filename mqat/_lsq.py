@@ -38,6 +38,13 @@ def _use_kernel(x: Tensor, step: Tensor):
     return cpu_kernel()
 
 
+def _layout(x: Tensor) -> torch.memory_format:
+    """Channels last when ``x`` is stored so (a conv net's activations): no copy to NCHW."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 class _LSQFunction(torch.autograd.Function):
     """Fake quantization with both LSQ gradients computed in one backward pass.
 
@@ -51,7 +58,8 @@ class _LSQFunction(torch.autograd.Function):
         kernel = _use_kernel(x, step)
         ctx.kernel = kernel
         if kernel is not None:
-            x, flat_step = x.contiguous(), step.reshape(-1).contiguous()
+            ctx.layout = _layout(x)
+            x, flat_step = x.contiguous(memory_format=ctx.layout), step.reshape(-1).contiguous()
             ctx.save_for_backward(x, flat_step)
             return kernel.forward(x, flat_step, qmin, qmax)
         v = x * step.reciprocal()
@@ -65,8 +73,8 @@ class _LSQFunction(torch.autograd.Function):
         qmin, qmax = ctx.qrange
         if ctx.kernel is not None:
             x, flat_step = ctx.saved_tensors
-            grad_x, grad_step = ctx.kernel.backward(grad.contiguous(), x, flat_step, qmin, qmax,
-                                                    ctx.grad_scale)
+            grad_x, grad_step = ctx.kernel.backward(grad.contiguous(memory_format=ctx.layout), x,
+                                                    flat_step, qmin, qmax, ctx.grad_scale)
             return grad_x, grad_step.reshape(ctx.step_shape), None, None, None
         v, r, step = ctx.saved_tensors
         inside = (r >= qmin) & (r <= qmax)

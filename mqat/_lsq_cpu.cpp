@@ -4,7 +4,9 @@
 // the saved input (cheaper than storing v and round(v)), writes grad_x and accumulates the step
 // gradient in the same pass. Rounding is half to even, like torch.round, by the float magic
 // number 1.5 * 2^23 (exact for |v| < 2^22; larger values are clipped anyway), which vectorizes
-// on any x86-64 or ARM CPU without special flags. Threads: ATen's pool (torch.set_num_threads).
+// on any CPU. Built with -fno-trapping-math (so selects vectorize), -ffp-contract=off (no FMA:
+// the forward stays bit-identical to torch's), -fopenmp (ATen's parallel_for uses OpenMP threads,
+// torch.set_num_threads) and, where torch reports AVX2, -mavx2.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -15,52 +17,47 @@ namespace {
 
 constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
 constexpr int64_t kGrain = 1 << 15;
-constexpr int kLanes = 16;
 
 inline float round_even(float v) {
   float r = (v + kMagic) - kMagic;
   return std::abs(v) < 4194304.0f ? r : v;  // beyond 2^22 (and inf, nan): v itself
 }
 
-// One block of elements sharing the step inv_step: writes out = clamp(round(x * inv)) * step.
-void forward_block(const float* x, float* out, int64_t n, float step, float inv, float qmin, float qmax) {
+// One block of elements sharing the step: out = clamp(round(x * inv)) * step.
+void forward_block(const float* __restrict x, float* __restrict out, int64_t n, float step, float inv,
+                   float qmin, float qmax) {
   for (int64_t i = 0; i < n; ++i) {
-    float r = round_even(x[i] * inv);
-    out[i] = std::min(std::max(r, qmin), qmax) * step;
+    out[i] = std::min(std::max(round_even(x[i] * inv), qmin), qmax) * step;
   }
 }
 
-// One block: grad_x = g where round(v) is in range, else 0; returns sum of g * dv_hat/ds.
-double backward_block(const float* x, const float* g, float* gx, int64_t n, float inv, float qmin,
-                      float qmax) {
-  float lanes[kLanes] = {0};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int k = 0; k < kLanes; ++k) {
-      float v = x[i + k] * inv;
-      float r = round_even(v);
-      bool inside = r >= qmin && r <= qmax;
-      float coef = inside ? r - v : std::min(std::max(r, qmin), qmax);
-      gx[i + k] = inside ? g[i + k] : 0.0f;
-      lanes[k] += g[i + k] * coef;
-    }
-  }
-  double total = 0.0;
-  for (; i < n; ++i) {
-    float v = x[i] * inv;
-    float r = round_even(v);
-    bool inside = r >= qmin && r <= qmax;
-    float coef = inside ? r - v : std::min(std::max(r, qmin), qmax);
-    gx[i] = inside ? g[i] : 0.0f;
-    total += g[i] * coef;
-  }
-  for (int k = 0; k < kLanes; ++k) total += lanes[k];
+// One element of the backward: writes grad_x, returns g * d v_hat / d s (before the scale).
+// round(v) is inside the range exactly when clamping leaves it unchanged (NaN never is).
+inline float backward_element(float x, float g, float* __restrict gx, float inv, float qmin, float qmax) {
+  const float v = x * inv;
+  const float r = round_even(v);
+  const float c = std::min(std::max(r, qmin), qmax);
+  const bool inside = r == c;
+  *gx = inside ? g : 0.0f;
+  return g * (inside ? r - v : c);
+}
+
+// One block: grad_x where round(v) is in range, else 0; returns the sum of g * d v_hat / d s.
+// The simd reduction lets the compiler keep one partial sum per vector lane.
+double backward_block(const float* __restrict x, const float* __restrict g, float* __restrict gx,
+                      int64_t n, float inv, float qmin, float qmax) {
+  float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+  for (int64_t i = 0; i < n; ++i) total += backward_element(x[i], g[i], gx + i, inv, qmin, qmax);
   return total;
 }
 
+// x is processed as its flat storage: it must be dense, in the default or the channels-last
+// layout (dim 0, the channel of a per-channel step, is outermost in both).
 void check_inputs(const torch::Tensor& x, const torch::Tensor& step) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat && x.is_contiguous(),
-              "lsq_cpu: x must be a contiguous float32 CPU tensor");
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+                  (x.is_contiguous() || x.is_contiguous(at::MemoryFormat::ChannelsLast)),
+              "lsq_cpu: x must be a dense float32 CPU tensor (contiguous or channels last)");
   TORCH_CHECK(step.device().is_cpu() && step.scalar_type() == torch::kFloat && step.is_contiguous(),
               "lsq_cpu: step must be a contiguous float32 CPU tensor");
   TORCH_CHECK(step.numel() == 1 || (x.dim() >= 1 && step.numel() == x.size(0)),
@@ -97,7 +94,7 @@ torch::Tensor lsq_forward(torch::Tensor x, torch::Tensor step, int64_t qmin, int
 std::vector<torch::Tensor> lsq_backward(torch::Tensor grad, torch::Tensor x, torch::Tensor step,
                                         int64_t qmin, int64_t qmax, double grad_scale) {
   check_inputs(x, step);
-  grad = grad.contiguous();
+  TORCH_CHECK(grad.strides() == x.strides(), "lsq_cpu: grad must have the layout of x");
   auto grad_x = torch::empty_like(x);
   auto grad_step = torch::empty_like(step);
   const float* px = x.data_ptr<float>();

@@ -22,6 +22,19 @@ def enabled() -> bool:
     return os.environ.get("MQAT_LSQ_KERNEL", "1") != "0"
 
 
+def _vector_flags() -> list[str]:
+    """AVX2 where torch itself runs AVX2 kernels (the flags are part of the cache name, so a
+    cache shared by different CPUs holds one build per kind)."""
+    import platform
+
+    import torch
+
+    if platform.machine() in ("x86_64", "AMD64") and \
+            torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return ["-mavx2"]
+    return []
+
+
 @lru_cache(maxsize=1)
 def cpu_kernel() -> ModuleType | None:
     """The compiled module (``forward``, ``backward``), or None where it cannot be built."""
@@ -29,10 +42,11 @@ def cpu_kernel() -> ModuleType | None:
         return None
     from torch.utils.cpp_extension import load
 
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    flags = ["-O3", "-fno-trapping-math", "-ffp-contract=off", "-fopenmp"] + _vector_flags()
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
     try:
-        return load(name=f"mqat_lsq_cpu_{digest}", sources=[str(SOURCE)],
-                    extra_cflags=["-O3"], verbose=False)
+        return load(name=f"mqat_lsq_cpu_{digest}", sources=[str(SOURCE)], extra_cflags=flags,
+                    extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as err:  # noqa: BLE001 - any build failure means: use the torch ops
         warnings.warn(f"mqat: the fused LSQ CPU kernel could not be built ({type(err).__name__}: "
                       f"{str(err).strip().splitlines()[-1] if str(err).strip() else ''}); "

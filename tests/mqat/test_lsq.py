@@ -130,14 +130,16 @@ def _run(x, step, qmin, qmax, g, grad_out):
     return out, x.grad, step.grad
 
 
+@pytest.mark.parametrize("layout", ["strided", "channels_last"])
 @pytest.mark.parametrize("per_channel", [False, True])
-def test_fused_cpu_kernel_equals_the_torch_ops(monkeypatch, per_channel):
-    """Ties (half-integers), values far outside the range, several chunks, a strided input."""
+def test_fused_cpu_kernel_equals_the_torch_ops(monkeypatch, per_channel, layout):
+    """Ties (half-integers), values far outside the range, several chunks, a strided input and
+    a channels-last one (kept channels last: no copy)."""
     from mqat._lsq_kernel import cpu_kernel
     assert cpu_kernel() is not None, "the C++ kernel did not build"
     base = torch.randn(64, 40, 9, 9) * 3
     base[0, 0, 0, :6] = torch.tensor([0.5, 1.5, 2.5, -0.5, -2.5, 1e9])   # in units of the step
-    x = base.transpose(2, 3)                                              # not contiguous
+    x = base.transpose(2, 3) if layout == "strided" else base.contiguous(memory_format=torch.channels_last)
     step = torch.rand(64).add_(0.5).index_fill_(0, torch.tensor([0]), 1.0).view(-1, 1, 1, 1) \
         if per_channel else torch.tensor([1.0])
     qmin, qmax = mqat.quant_range(4, True)
@@ -146,5 +148,8 @@ def test_fused_cpu_kernel_equals_the_torch_ops(monkeypatch, per_channel):
     monkeypatch.setattr(mqat._lsq, "_use_kernel", lambda *_: None)
     plain = _run(x, step, qmin, qmax, 0.01, grad_out)
     assert torch.equal(fused[0], plain[0]) and torch.equal(fused[1], plain[1])
+    if layout == "channels_last":
+        assert fused[0].is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(fused[2], plain[2], rtol=1e-5, atol=1e-6)
-    assert fused[0][0, 0, :6, 0].tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, 7.0]  # half to even
+    ties = fused[0][0, 0, :6, 0] if layout == "strided" else fused[0][0, 0, 0, :6]
+    assert ties.tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, 7.0]  # half to even

@@ -1,0 +1,29 @@
+"""Timing helpers: candidates measured in interleaved rounds, so drift hits all of them alike."""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+
+
+def interleaved(candidates: Mapping[str, Callable[[], object]], *, rounds: int = 15,
+                warmup: int = 2) -> dict[str, float]:
+    """Median seconds per call of each candidate, run in turn A, B, C, A, B, C, ..."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def row(section: str, what: str, seconds: float | None, *, baseline: str | None = None,
+        ratio: float | None = None, goal: str | None = None, met: bool | None = None,
+        **extra) -> dict:
+    """One line of the results table (``seconds`` may be any measured value; see ``unit``)."""
+    return {"section": section, "what": what, "value": seconds, "baseline": baseline,
+            "ratio": ratio, "goal": goal, "met": met, **extra}
