@@ -105,6 +105,7 @@ class SearchConfig:
     stage_eval_images: int | None = 500
     sensitivity_batches: int = 4
     reuse_actors: bool = False
+    ilp_seeds: bool = True  # the mqat method starts from the ILP plans (false: the sampler alone)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

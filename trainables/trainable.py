@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,13 @@ def _report(metrics: dict[str, Any], files: dict[str, Any] | None = None) -> Non
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
+@functools.lru_cache(maxsize=1)
+def _task(task_name: str, task_config: Any, cache_dir: str, device: str):
+    """The task, kept by the worker process: with ``reuse_actors`` the next trial skips loading
+    the data set again."""
+    return get_task(task_name).factory(task_config, cache_dir=cache_dir, device=device, progress=False)
+
+
 def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     """Run MQAT for one trial configuration and report every stage to Tune."""
     from ray import tune
@@ -93,8 +101,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     if resume == "final":
         return
     device = _threads_and_device()
-    task = get_task(setup.task_name).factory(setup.task_config, cache_dir=setup.cache_dir,
-                                             device=str(device), progress=False)
+    task = _task(setup.task_name, setup.task_config, setup.cache_dir, str(device))
     settings = trial_settings(config, task.module_map.names, ema_warmup_steps=setup.ema_warmup_steps)
     model = task.build_model()
     model.load_state_dict(setup.fp_state)
@@ -109,6 +116,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
         _report({**result.to_dict(), "final": False},
                 {STATE_FILE: lambda path: torch.save(vars(state), path)})
 
+    start = time.perf_counter()
     result = mqat.run_mqat(
         model, settings.plan, task.module_map, order=settings.order, train_epoch=train_epoch,
         evaluate=task.evaluate, evaluate_stage=evaluate_stage,
@@ -121,6 +129,6 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     final = {**{f"metric/{k}": v for k, v in result.metrics.items()}, **result.final,
              "stage": len(result.stages), "stage_name": "final", "compression": size.compression,
              "model_bytes": size.packed_bytes, "oscillating_fraction": result.stages[-1].oscillating_fraction,
-             "final": True}
+             "time_mqat_s": time.perf_counter() - start, "final": True}
     plan, module_map = settings.plan, task.module_map
     _report(final, {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)})

@@ -1,0 +1,64 @@
+"""Real searches for the benchmark: the quickstart task (its cached FP model) with cheaper
+trials, or the test suite's tiny task in ``--quick`` mode. Each run goes through ``run_search``."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from search.config import config_from_dict
+
+ROOT = Path(__file__).resolve().parent
+QUICKSTART = ROOT.parent / "configs" / "quickstart.yaml"
+TINY = {"name": "tiny", "task": {"name": "pose", "train_images": 256, "val_images": 64, "image_size": 64,
+                                 "widths": [8, 16, 32, 64], "fpn_channels": 16, "keypoints": 6,
+                                 "batch_size": 16},
+        "pretrain": {"epochs": 2},
+        "search": {"targets": [4, 8], "images_per_epoch": 32, "stage_eval_images": 32,
+                   "sensitivity_batches": 1}}
+#: Cheaper trials than the quickstart's (fine-tuning and intermediate scores on fewer images);
+#: the final model of every trial is still scored on all 2,000 validation images.
+FULL_SEARCH = {"images_per_epoch": 256, "stage_eval_images": 250}
+
+
+def base_config(quick: bool) -> dict:
+    if quick:
+        return {**TINY, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(ROOT / "runs" / "tiny")}
+    data = yaml.safe_load(QUICKSTART.read_text())
+    data["search"] = {**data.get("search", {}), **FULL_SEARCH}
+    data["output_dir"] = str(ROOT / "runs" / "quickstart")
+    return data
+
+
+def run(quick: bool, name: str, **search) -> dict:
+    """One search; returns its wall time, rows and settings."""
+    from search.run import run_search
+
+    data = base_config(quick)
+    data = {**data, "name": name, "search": {**data.get("search", {}), **search},
+            "tracking": {"enabled": False}}
+    config = config_from_dict(data)
+    start = time.perf_counter()
+    result = run_search(config, progress=False, log=lambda *_: None)
+    wall = time.perf_counter() - start
+    return {"wall": wall, "rows": result.rows, "path": str(result.path),
+            "concurrency": config.search.max_concurrent,
+            "fp_accuracy": result.prepared.fp_metrics.get("accuracy"),
+            "busy": _busy_seconds(result.rows)}
+
+
+def _busy_seconds(rows: list[dict]) -> float:
+    """Seconds the trials spent in MQAT (training and evaluating), from their final reports."""
+    import json
+
+    total = 0.0
+    for row in rows:
+        lines = (Path(row["path"]) / "result.json").read_text().splitlines() if row["path"] else []
+        finals = [json.loads(line) for line in lines if line.strip() and '"final": true' in line]
+        total += sum(f.get("time_mqat_s", 0.0) for f in finals)
+    return total
+
+
+__all__ = ["run", "base_config", "replace"]
