@@ -31,6 +31,8 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
         expected = r["order"].split(">") + (["qc"] if r["qc"] else []) + ["final"]
         assert stages == expected
         assert 0.0 <= r["accuracy"] <= 1.0 and r["compression"] >= 4.0 * 0.999
+        final = _reports(r["path"])[-1]
+        assert 0 < final["time_mqat_s"] < final["time_total_s"] and final["node_id"]
     assert any(r["pareto"] for r in result.rows)
     finished = [line for line in log if re.search(r"ADD-0\.1d [\d.]+ at [\d.]+x \| front", line)]
     assert len(finished) == 2                           # one progress line per finished trial
@@ -82,3 +84,13 @@ def test_baselines_run_in_the_same_machinery(ray_session, tiny_config, method):
             assert len(set(bits.values())) == 1
         else:
             assert bits in [dict(p.weight_bits) for p in result.prepared.plans.values()]
+
+
+@pytest.mark.slow
+def test_random_search_baseline_runs_without_ilp_seeds(ray_session, tiny_config):
+    from search.run import run_search
+
+    config = tiny_config(search={"sampler": "random", "ilp_seeds": False})
+    result = run_search(config, progress=False, log=lambda *_: None)
+    assert result.prepared.seeds == [] and not any(r["seed"] for r in result.rows)
+    assert len(result.rows) == 2 and all(r["status"] == "finished" for r in result.rows)
