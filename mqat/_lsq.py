@@ -171,6 +171,27 @@ class LSQQuantizer(nn.Module):
         self.initialized.fill_(True)
         self._range, self._ready = (qmin, qmax), True
 
+    @torch.no_grad()
+    def initialize_mse(self, x: Tensor, candidates: int = 40) -> None:
+        """Set the step that minimises the quantization error of ``x`` (per channel when
+        ``per_channel``), searched over ``candidates`` fractions of the max-abs step.
+
+        Without training, LSQ's initial step is a poor estimate of the step training reaches,
+        and can make fewer bits look better than more; the error-minimising step does not.
+        """
+        self.initialize(x)
+        qmin, qmax = self._range
+        values = x.detach().flatten(1) if self.per_channel else x.detach().reshape(1, -1)
+        top = values.abs().amax(dim=1).clamp_min(_MIN_STEP) / max(qmax, -qmin)
+        best_step, best_error = top.clone(), torch.full_like(top, math.inf)
+        for fraction in torch.linspace(1.0 / candidates, 1.0, candidates).tolist():
+            step = (top * fraction).unsqueeze(1)
+            error = ((values / step).round().clamp(qmin, qmax) * step - values).pow(2).sum(dim=1)
+            better = error < best_error
+            best_error = torch.where(better, error, best_error)
+            best_step = torch.where(better, step.squeeze(1), best_step)
+        self.step.data = best_step.clamp_min(_MIN_STEP).to(self.step.dtype)
+
     def grad_scale(self, x: Tensor) -> float:
         """LSQ's step-gradient scale ``1 / sqrt(N * Qp)``, N = elements covered by one step."""
         per_step = x.numel() // self.step.numel() if self.per_channel else x.numel()

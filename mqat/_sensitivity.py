@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ._module_map import ModuleMap
 from ._plan import FULL_PRECISION, QUANT_BITS, BitPlan
-from ._quantize import quantize_
+from ._quantize import quantize_, quantized_layers
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -60,8 +60,10 @@ def sensitivity(model: nn.Module, module_map: ModuleMap, *, loss_fn: LossFn, bat
                 on_progress: Callable[[int, int], None] | None = None) -> SensitivityTable:
     """Measure ``Omega_m(b)``: the loss increase when only module m's weights get b bits.
 
-    No training: each (module, bits) pair quantizes a copy of ``model`` (steps initialised by
-    LSQ's rule) and averages ``loss_fn(model, batch)`` over ``batches``. The model is unchanged.
+    No training: each (module, bits) pair quantizes a copy of ``model``, with the weight steps
+    that minimise each channel's quantization error (:meth:`LSQQuantizer.initialize_mse`; the
+    activation steps by LSQ's rule), and averages ``loss_fn(model, batch)`` over ``batches``.
+    The model is unchanged.
     ``on_progress(done, total)`` is called after each evaluation.
     """
     batches = list(batches)
@@ -83,6 +85,9 @@ def sensitivity(model: nn.Module, module_map: ModuleMap, *, loss_fn: LossFn, bat
                            act_bits={m: act_bits if m == module else FULL_PRECISION
                                      for m in module_map.names})
             probe = quantize_(copy.deepcopy(model), plan, module_map, modules=[module])
+            for _, layer in quantized_layers(probe):
+                if layer.weight_quant is not None:
+                    layer.weight_quant.initialize_mse(layer.weight)
             delta[module][int(b)] = _mean_loss(probe, loss_fn, batches) - base
             done += 1
             if on_progress:

@@ -104,7 +104,7 @@ class SearchConfig:
     images_per_epoch: int | None = 512
     stage_eval_images: int | None = 500
     sensitivity_batches: int = 4
-    reuse_actors: bool = False
+    reuse_actors: bool = True  # a worker runs trial after trial, its data set loaded once
     ilp_seeds: bool = True  # the mqat method starts from the ILP plans (false: the sampler alone)
 
     def __post_init__(self) -> None:

@@ -62,7 +62,8 @@ def _sensitivity(config: Config, task, checkpoint: Path, model) -> mqat.Sensitiv
     bits = tuple(config.space.weight_bits)
     source = cache_key(task, config.pretrain) if not config.pretrain.checkpoint else \
         f"{Path(config.pretrain.checkpoint).resolve()}:{checkpoint.stat().st_mtime_ns}"
-    payload = json.dumps({"fp": source, "bits": bits, "batches": config.search.sensitivity_batches})
+    payload = json.dumps({"fp": source, "bits": bits, "batches": config.search.sensitivity_batches,
+                          "probe": "mse-step"})
     path = Path(config.cache_dir) / "sensitivity" / f"{hashlib.sha256(payload.encode()).hexdigest()[:16]}.json"
     if path.is_file():
         return mqat.SensitivityTable.from_dict(json.loads(path.read_text()))

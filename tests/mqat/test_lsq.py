@@ -153,3 +153,17 @@ def test_fused_cpu_kernel_equals_the_torch_ops(monkeypatch, per_channel, layout)
     assert torch.allclose(fused[2], plain[2], rtol=1e-5, atol=1e-6)
     ties = fused[0][0, 0, :6, 0] if layout == "strided" else fused[0][0, 0, 0, :6]
     assert ties.tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, 7.0]  # half to even
+
+
+def test_mse_step_beats_lsq_init_and_error_falls_with_bits():
+    w = torch.randn(32, 16, 3, 3) * torch.rand(32, 1, 1, 1)   # channels of different scales
+    errors = []
+    for bits in (2, 3, 4, 6, 8):
+        lsq = mqat.LSQQuantizer(bits, per_channel=True, channels=32)
+        lsq.initialize(w)
+        mse = mqat.LSQQuantizer(bits, per_channel=True, channels=32)
+        mse.initialize_mse(w)
+        lsq_error, mse_error = ((q(w) - w).pow(2).sum().item() for q in (lsq, mse))
+        assert mse_error <= lsq_error and mse.is_initialized()
+        errors.append(mse_error)
+    assert errors == sorted(errors, reverse=True)              # more bits, less error
