@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m mqat.build_kernel   # the fused LSQ CPU kernel, compiled once here (~1 min)
 	touch $@
 
 quickstart: setup

@@ -28,10 +28,25 @@ def _format(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _merged(results: dict, path: Path) -> dict:
+    """With ``--only``, the other sections' rows of an earlier run of the same mode are kept."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return results
+    if earlier.get("quick") != results["quick"]:
+        return results
+    ran = {row["section"] for row in results["rows"]}
+    kept = [row for row in earlier.get("rows", []) if row["section"] not in ran]
+    return {**results, "seconds": {**earlier.get("seconds", {}), **results["seconds"]},
+            "rows": kept + results["rows"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and the tiny task (minutes)")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                         help="torch threads for the kernel and step timings (default 2)")
     args = parser.parse_args(argv)
@@ -57,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
                                                 "platform": platform.platform(), "torch": torch.__version__,
                                                 "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
                "seconds": seconds, "rows": rows}
-    RESULTS.write_text(json.dumps(results, indent=1, default=str))
+    if args.only:
+        results = _merged(results, args.output)
+    args.output.write_text(json.dumps(results, indent=1, default=str))
     print(_format(rows))
-    print(f"results: {RESULTS}")
+    print(f"results: {args.output}")
     return 0
 
 

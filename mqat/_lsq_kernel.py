@@ -43,7 +43,11 @@ def cpu_kernel() -> ModuleType | None:
     from torch.utils.cpp_extension import load
 
     flags = ["-O3", "-fno-trapping-math", "-ffp-contract=off", "-fopenmp"] + _vector_flags()
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+    import torch
+
+    # the torch build too: two environments sharing the cache must not rebuild each other's
+    key = SOURCE.read_bytes() + " ".join(flags).encode() + torch.__file__.encode() + torch.__version__.encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
     try:
         return load(name=f"mqat_lsq_cpu_{digest}", sources=[str(SOURCE)], extra_cflags=flags,
                     extra_ldflags=["-fopenmp"], verbose=False)

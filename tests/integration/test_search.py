@@ -32,7 +32,7 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
         assert stages == expected
         assert 0.0 <= r["accuracy"] <= 1.0 and r["compression"] >= 4.0 * 0.999
         final = _reports(r["path"])[-1]
-        assert 0 < final["time_mqat_s"] < final["time_total_s"] and final["node_id"]
+        assert final["time_mqat_s"] > 0 and final["node_id"]
     assert any(r["pareto"] for r in result.rows)
     finished = [line for line in log if re.search(r"ADD-0\.1d [\d.]+ at [\d.]+x \| front", line)]
     assert len(finished) == 2                           # one progress line per finished trial

@@ -1,0 +1,25 @@
+"""The benchmark command runs (quick mode, the fast sections) and writes its table: this checks
+behaviour and numerics, not timings."""
+import json
+import subprocess
+import sys
+
+
+def test_bench_quick_kernel_and_step_write_results(tmp_path):
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "kernel,step",
+                             "--output", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    kernel = [r for r in rows if r["section"] == "kernel" and r.get("numerics")]
+    assert len(kernel) == 2 and all(r["numerics"] == "forward bit-identical, gradients equal" for r in kernel)
+    assert {r["section"] for r in rows} == {"kernel", "qat step"}
+    assert all(r["value"] > 0 for r in rows if r["value"] is not None)
+    assert "mqat W4/A8 step (fused LSQ)" in result.stdout
+
+
+def test_bench_refuses_an_unknown_section(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench", "--only", "kernal", "--output",
+                             str(tmp_path / "r.json")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unknown section" in result.stderr
+    assert not (tmp_path / "r.json").exists()
