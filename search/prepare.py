@@ -90,7 +90,7 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     plans = mqat.solve_bit_plans(table, checked.weight_counts, targets=targets,
                                  choices=list(config.space.weight_bits),
                                  act_bits=config.space.top_act_bits)
-    seeds = seed_points(plans, config.space) if search.method == "mqat" and search.ilp_seeds else []
+    seeds = seed_points(plans, config.space, table) if search.method == "mqat" and search.ilp_seeds else []
     return Prepared(checked, load_state_dict(fp.checkpoint), fp.metrics, table, plans, seeds)
 
 

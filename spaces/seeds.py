@@ -26,11 +26,20 @@ def _geometric_mean(low: float, high: float) -> float:
     return math.exp((math.log(low) + math.log(high)) / 2)
 
 
-def seed_point(plan: mqat.BitPlan, space: SpaceConfig) -> dict[str, Any]:
-    """One seed: only the parameters the space searches, with the plan's bits."""
+def sensitive_first(plan: mqat.BitPlan, table: mqat.SensitivityTable) -> list[str]:
+    """The modules by the loss increase the plan's bits cause, largest first: the module that
+    loses most is quantized first, so every later stage fine-tunes it again."""
+    return sorted(table.modules, key=lambda m: -table.delta[m].get(plan.weight_bits[m], 0.0))
+
+
+def seed_point(plan: mqat.BitPlan, space: SpaceConfig,
+               table: mqat.SensitivityTable | None = None) -> dict[str, Any]:
+    """One seed: only the parameters the space searches, with the plan's bits. The order is
+    the most sensitive module first when ``table`` is given, else the recommended order."""
     point: dict[str, Any] = {}
     if space.order == SEARCH:
-        point["order"] = order_name(recommended_order(space.modules))
+        order = sensitive_first(plan, table) if table is not None else recommended_order(space.modules)
+        point["order"] = order_name(order)
     for module in space.modules:
         point[f"bits_{module}"] = plan.weight_bits[module]
     if isinstance(space.act_bits, (list, tuple)):
@@ -48,11 +57,12 @@ def seed_point(plan: mqat.BitPlan, space: SpaceConfig) -> dict[str, Any]:
     return point
 
 
-def seed_points(plans: Mapping[float, mqat.BitPlan], space: SpaceConfig) -> list[dict[str, Any]]:
+def seed_points(plans: Mapping[float, mqat.BitPlan], space: SpaceConfig,
+                table: mqat.SensitivityTable | None = None) -> list[dict[str, Any]]:
     """Seeds for ILP plans (one per target), duplicates removed, in target order."""
     points, seen = [], set()
     for plan in plans.values():
-        point = seed_point(plan, space)
+        point = seed_point(plan, space, table)
         key = tuple(sorted(point.items()))
         if key not in seen:
             seen.add(key)

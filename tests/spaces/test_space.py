@@ -95,3 +95,17 @@ def test_recommended_order_puts_fpn_head_backbone_first():
 def test_bad_space_configs(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SpaceConfig(modules=MODULES, **kwargs)
+
+
+def test_seed_order_puts_the_module_the_plan_hurts_most_first():
+    table = mqat.SensitivityTable(1.0, {"backbone": {2: 2.5, 4: 0.8, 8: 0.0},
+                                        "fpn": {2: 0.8, 4: 0.01, 8: 0.0},
+                                        "head": {2: 0.6, 4: 0.03, 8: 0.0}})
+    space = SpaceConfig(modules=("backbone", "fpn", "head"))
+    plans = {8.0: mqat.BitPlan({"backbone": 4, "fpn": 4, "head": 4}),
+             12.0: mqat.BitPlan({"backbone": 8, "fpn": 2, "head": 4})}
+    first, second = seed_points(plans, space, table)
+    assert first["order"].split(">") == ["backbone", "head", "fpn"]
+    assert second["order"].split(">") == ["fpn", "head", "backbone"]
+    (without,) = seed_points({8.0: plans[8.0]}, space)
+    assert without["order"].split(">") == recommended_order(space.modules)
