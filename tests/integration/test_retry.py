@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,18 +11,17 @@ from pathlib import Path
 import pytest
 
 
-def _trial_pids() -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if "ray::ImplicitFunc.train" in line]
-
-
 def _kill_after_first_checkpoint(root: Path, killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL this test's trial worker (the pid its own first report names, never another
+    process on the machine) once its first stage checkpoint exists."""
     while not stop.is_set() and not killed:
-        checkpoints = list(root.glob("ray/*/train_mqat_*/checkpoint_000000"))
-        pids = _trial_pids()
-        if checkpoints and pids:
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
+        for checkpoint in root.glob("ray/*/train_mqat_*/checkpoint_000000"):
+            lines = (checkpoint.parent / "result.json").read_text().splitlines()
+            if lines and lines[0].strip():
+                pid = json.loads(lines[0])["pid"]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
         time.sleep(0.02)
 
 
