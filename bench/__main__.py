@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         results = _merged(results, args.output)
     args.output.write_text(json.dumps(results, indent=1, default=str))
     print(_format(rows))
+    if args.quick:
+        print("quick mode: every section on tiny sizes (an untrained tiny task, seconds-long trials), "
+              "to check the bench runs; judge the goals on a full run")
     print(f"results: {args.output}")
     return 0
 
