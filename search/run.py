@@ -21,8 +21,8 @@ from .prepare import Checked, Prepared, check, prepare
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
-# Trials keep one checkpoint, and each one forces a snapshot (see ``_run_config``): frequent by
-# design, so Tune's warning about frequent snapshots is noise here.
+# Trials keep one checkpoint, and each one forces a snapshot (CheckpointConfig(num_to_keep=1) in
+# run_search): frequent by design, so Tune's warning about frequent snapshots is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # token auth on, chosen explicitly (no warning)

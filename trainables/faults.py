@@ -54,7 +54,7 @@ def _inject(kind: str, model: torch.nn.Module) -> None:
 
 
 def with_fault(train_epoch: Callable, kind: str | None) -> Callable:
-    """``train_epoch`` that injects ``kind`` (if any) at its first call."""
+    """``train_epoch`` that injects ``kind`` (if any) before each epoch: the first one fails."""
     if kind is None:
         return train_epoch
 
