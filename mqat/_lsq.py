@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ._lsq_kernel import cpu_kernel
 from ._plan import QUANT_BITS
 
 _MIN_STEP = 1e-8
@@ -34,7 +35,6 @@ def _use_kernel(x: Tensor, step: Tensor):
     """The fused CPU kernel, where it applies (float32 CPU tensors) and could be built."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or step.dtype != torch.float32:
         return None
-    from ._lsq_kernel import cpu_kernel
     return cpu_kernel()
 
 

@@ -1,8 +1,12 @@
-"""One small local Ray for the whole session (see ../shared/STACK.md: keep Ray small)."""
+"""One small local Ray for the whole session (see ../shared/STACK.md: keep Ray small), and the
+tiny config the integration tests run."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 
 import pytest
+import yaml
 
 TINY = {
     "name": "tiny",
@@ -38,3 +42,18 @@ def tiny_config(tmp_path):
         data["output_dir"] = str(tmp_path / "out")
         return config_from_dict(data)
     return make
+
+
+def write_tiny_config(tmp_path: Path, search: dict | None = None, **sections) -> Path:
+    """The tiny config as a YAML file, its cache and output under ``tmp_path``, for the CLI."""
+    config = {**TINY, "search": {**TINY["search"], **(search or {})}, **sections,
+              "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def short_ray_tmp() -> str:
+    """A Ray temp dir for a subprocess: under /tmp, since AF_UNIX socket paths must stay short
+    (about 107 bytes), which pytest's tmp_path is not."""
+    return tempfile.mkdtemp(prefix="ray", dir="/tmp")

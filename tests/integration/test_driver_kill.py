@@ -11,14 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.conftest import TINY
+from tests.integration.conftest import short_ray_tmp, write_tiny_config
 from tests.integration.processes import kill_all, started_by
 
 
@@ -34,11 +32,8 @@ def _finals(experiment: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_driver_sigkill_then_resume(tmp_path):
-    config = {**TINY, "search": {**TINY["search"], "num_samples": 6, "max_concurrent": 2},
-              "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: AF_UNIX socket paths
+    path = write_tiny_config(tmp_path, {"num_samples": 6, "max_concurrent": 2})
+    ray_tmp = short_ray_tmp()
     env = {**os.environ, "RAY_TMPDIR": ray_tmp}
     command = [sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet"]
     driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -9,13 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.conftest import TINY
+from tests.integration.conftest import short_ray_tmp, write_tiny_config
 from tests.integration.processes import kill_all, started_by
 
 # The driver process: a cluster, a watcher that kills the worker node running the first trial
@@ -69,13 +67,10 @@ def _reports(trial_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_two_workers_share_the_trials_and_survive_losing_one(tmp_path):
-    search = {**TINY["search"], "num_samples": 4, "max_concurrent": 2, "max_failures": 2,
-              "cpus_per_trial": 1, "shared_storage": True, "targets": [4]}
-    config = {**TINY, "search": search, "space": {"epochs_per_stage": 3},
-              "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: AF_UNIX socket paths
+    path = write_tiny_config(tmp_path, {"num_samples": 4, "max_concurrent": 2, "max_failures": 2,
+                                        "cpus_per_trial": 1, "shared_storage": True, "targets": [4]},
+                             space={"epochs_per_stage": 3})
+    ray_tmp = short_ray_tmp()
     driver = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path), str(tmp_path / "out"),
                                str(tmp_path / "report.json")],
                               env={**os.environ, "RAY_TMPDIR": ray_tmp}, start_new_session=True,

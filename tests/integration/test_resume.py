@@ -7,14 +7,12 @@ import signal
 import subprocess
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.conftest import TINY
+from tests.integration.conftest import short_ray_tmp, write_tiny_config
 
 
 def _finished_trials(experiment: Path) -> dict[str, int]:
@@ -29,12 +27,8 @@ def _finished_trials(experiment: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_interrupt_then_resume_completes_without_rerunning(tmp_path):
-    config = {**TINY, "search": {**TINY["search"], "num_samples": 5, "max_concurrent": 1},
-              "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    # Ray's socket paths must stay short (AF_UNIX allows ~107 bytes): not under pytest's tmp_path
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    path = write_tiny_config(tmp_path, {"num_samples": 5, "max_concurrent": 1})
+    ray_tmp = short_ray_tmp()
     env = {**os.environ, "RAY_TMPDIR": ray_tmp}
     command = [sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -4,12 +4,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
-import yaml
 
-from tests.integration.conftest import TINY
+from tests.integration.conftest import short_ray_tmp, write_tiny_config
 
 SCRIPT = """
 import sys
@@ -28,10 +26,8 @@ sys.exit(code)
 
 @pytest.mark.slow
 def test_two_nodes_and_local_storage_exit_2(tmp_path):
-    config = {**TINY, "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: AF_UNIX socket paths
+    path = write_tiny_config(tmp_path)
+    ray_tmp = short_ray_tmp()
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], capture_output=True, text=True,
                             timeout=300, env={**os.environ, "RAY_TMPDIR": ray_tmp})
     errors = [line for line in result.stderr.splitlines() if line.startswith("mqat:")]
