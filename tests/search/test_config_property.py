@@ -44,8 +44,8 @@ def mutation(draw):
 
 
 def _apply(config: dict, kind: str, section: str, key: str, value) -> dict:
-    if kind == "top":
-        return value if not isinstance(value, dict) else {**config, **value}
+    if kind == "top":  # a scalar replaces the whole config; a mapping is merged into it
+        return value if not isinstance(value, dict) else {**(config if isinstance(config, dict) else {}), **value}
     if not isinstance(config, dict):
         return config
     part = config.get(section)
