@@ -5,7 +5,6 @@ Every trial checkpoint forces a snapshot of the experiment, so a trial whose fin
 written is known to be done even when its end was not recorded: it returns at once on resume."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,17 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import short_ray_tmp, write_tiny_config
+from tests.integration.conftest import read_reports, short_ray_tmp, write_tiny_config
 from tests.integration.processes import kill_all, started_by
 
 
-def _lines(trial_dir: Path) -> list[str]:
-    path = trial_dir / "result.json"
-    return [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def _finals(experiment: Path) -> dict[str, int]:
-    return {t.name: sum(bool(json.loads(line).get("final")) for line in _lines(t))
+    return {t.name: sum(bool(r.get("final")) for r in read_reports(t))
             for t in experiment.glob("train_mqat_*")}
 
 
@@ -51,7 +45,7 @@ def test_driver_sigkill_then_resume(tmp_path):
         # what the driver had started (its local Ray) loses its parent; reap it, by pid
         kill_all(session=driver.pid, path=ray_tmp)
         assert not started_by(session=driver.pid, path=ray_tmp)
-        kept = {name: _lines(experiment / name) for name, n in _finals(experiment).items() if n}
+        kept = {name: read_reports(experiment / name) for name, n in _finals(experiment).items() if n}
 
         second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True,
                                 timeout=600, start_new_session=True)
@@ -60,8 +54,8 @@ def test_driver_sigkill_then_resume(tmp_path):
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert second.returncode == 0, second.stderr[-3000:]
     assert 2 <= len(kept) < 6
-    for name, lines in kept.items():                          # not rerun: not one line more
-        assert _lines(experiment / name) == lines
+    for name, reports in kept.items():                        # not rerun: not one report more
+        assert read_reports(experiment / name) == reports
     finals = _finals(experiment)
     assert len(finals) == 6 and all(n == 1 for n in finals.values()), finals
 

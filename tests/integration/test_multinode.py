@@ -9,11 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import short_ray_tmp, write_tiny_config
+from tests.integration.conftest import read_reports, short_ray_tmp, write_tiny_config
 from tests.integration.processes import kill_all, started_by
 
 # The driver process: a cluster, a watcher that kills the worker node running the first trial
@@ -25,6 +24,7 @@ from pathlib import Path
 import search.run  # Ray's environment first
 from ray.cluster_utils import Cluster
 from search.cli import main
+from tests.integration.conftest import read_reports
 
 config, out, report = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the head runs no trial
@@ -32,30 +32,17 @@ workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
 cluster.wait_for_nodes()
 killed, watcher_error = {}, []
 
-def last_report(trial_dir):
-    # result.json may be mid-write: a half line is skipped, not fatal to the watcher
-    reports = []
-    for line in (trial_dir / "result.json").read_text().splitlines():
-        try:
-            reports.append(json.loads(line))
-        except ValueError:
-            pass
-    return reports[-1] if reports else {}
-
 def kill_first_checkpointed():
     while not killed:
         for checkpoint in out.glob("ray/*/train_mqat_*/checkpoint_*"):
             trial_dir = checkpoint.parent
-            try:
-                report = last_report(trial_dir)
-            except OSError:  # the trial directory is still being created
-                continue
-            node = next((w for w in workers if w.node_id == report.get("node_id")), None)
-            if node is None or report.get("final"):  # a finished trial's process may run another
+            last = (read_reports(trial_dir) or [{}])[-1]
+            node = next((w for w in workers if w.node_id == last.get("node_id")), None)
+            if node is None or last.get("final"):  # a finished trial's process may run another
                 continue
             # the machine dies: its trial process and its raylet at once, by SIGKILL
             try:
-                os.kill(report["pid"], signal.SIGKILL)
+                os.kill(last["pid"], signal.SIGKILL)
             except ProcessLookupError:
                 pass
             cluster.remove_node(node, allow_graceful=False)
@@ -66,7 +53,7 @@ def kill_first_checkpointed():
 def watch():
     try:
         kill_first_checkpointed()
-    except Exception as error:  # reported, so a failing test says why the kill did not happen
+    except Exception:  # reported, so a failing test says why the kill did not happen
         watcher_error.append(traceback.format_exc())
 
 threading.Thread(target=watch, daemon=True).start()
@@ -78,10 +65,6 @@ ray.shutdown()
 cluster.shutdown()
 sys.exit(code)
 """
-
-
-def _reports(trial_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
 
 
 @pytest.mark.slow
@@ -108,12 +91,12 @@ def test_two_workers_share_the_trials_and_survive_losing_one(tmp_path):
     (experiment,) = (tmp_path / "out" / "ray").glob("tiny-*")
     trials = sorted(experiment.glob("train_mqat_*"))
     assert len(trials) == 4
-    nodes = {r["node_id"] for t in trials for r in _reports(t) if "node_id" in r}
+    nodes = {r["node_id"] for t in trials for r in read_reports(t) if "node_id" in r}
     assert set(report["workers"]) <= nodes                           # both workers ran trials
 
     # the killed trial: its stages before the kill ran on the dead node, the rest elsewhere,
     # each stage once (it resumed after its last checkpoint), and it finished
-    victim = _reports(experiment / report["killed"]["trial"])
+    victim = read_reports(experiment / report["killed"]["trial"])
     stages = [r.get("stage_name", r.get("name")) for r in victim]
     assert len(stages) == len(set(stages)) and stages[-1] == "final"
     survivor = next(w for w in report["workers"] if w != report["killed"]["node"])

@@ -1,7 +1,6 @@
 """A trial whose worker dies is retried from its last stage checkpoint, in its own child run."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -10,15 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import read_reports
+
 
 def _kill_after_first_checkpoint(root: Path, killed: list[int], stop: threading.Event) -> None:
     """SIGKILL this test's trial worker (the pid its own first report names, never another
     process on the machine) once its first stage checkpoint exists."""
     while not stop.is_set() and not killed:
         for checkpoint in root.glob("ray/*/train_mqat_*/checkpoint_000000"):
-            lines = (checkpoint.parent / "result.json").read_text().splitlines()
-            if lines and lines[0].strip():
-                pid = json.loads(lines[0])["pid"]
+            reports = read_reports(checkpoint.parent)
+            if reports:
+                pid = reports[0]["pid"]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return
@@ -48,8 +49,7 @@ def test_killed_trial_resumes_after_its_last_stage_in_the_same_child_run(ray_ses
     assert killed, "the trial finished before its worker could be killed"
     (row,) = result.rows
     assert row["status"] == "finished"
-    reports = [json.loads(line) for line in (Path(row["path"]) / "result.json").read_text().splitlines()
-               if line.strip()]
+    reports = read_reports(row["path"])
     stages = [r.get("stage_name", r.get("name")) for r in reports]
     assert stages == row["order"].split(">") + (["qc"] if row["qc"] else []) + ["final"]  # none twice
 
