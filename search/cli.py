@@ -65,7 +65,7 @@ def _search(args: argparse.Namespace) -> int:
     print(f"\nPareto front of {finished} finished trials ({failed} failed), accuracy = ADD-0.1d "
           f"+- standard error:")
     print(format_front(rows))
-    print(f"search: {result.path} ({(time.monotonic() - start) / 60:.1f} min)")
+    print(f"search: {result.location or result.path} ({(time.monotonic() - start) / 60:.1f} min)")
     expected = args.num_samples or config.search.num_samples
     if finished + failed < expected:
         print(f"the search stopped early; continue it with: mqat search --config {args.config} --resume",
@@ -75,17 +75,32 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tracking.report import report
+    import tempfile
+    from pathlib import Path
+
+    from tracking.report import PLOT_FILE, TABLE_FILE, report, resolve
     from tracking.results import format_front
 
+    from . import storage
+
     try:
-        path, rows = report(args.target, args.tracking_uri)
+        target = resolve(args.target, args.tracking_uri)
+        if not storage.is_uri(target):
+            rows, where = report(target), target
+        else:  # the trials' results (not their checkpoints) come down; table and plot go back up
+            with tempfile.TemporaryDirectory() as temp:
+                storage.download(target, Path(temp))
+                rows = report(Path(temp))
+                storage.upload([Path(temp) / TABLE_FILE, Path(temp) / PLOT_FILE], target)
+            where = target
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {args.target}: {str(err).strip().splitlines()[0]}") from None
     finished = sum(r["status"] == "finished" for r in rows)
-    print(f"{path}: {finished} finished of {len(rows)} trials")
+    print(f"{where}: {finished} finished of {len(rows)} trials")
     print(format_front(rows))
-    print(f"table: {path / 'trials.parquet'}\nplot: {path / 'pareto.png'}")
+    print(f"table: {storage.join(str(where), TABLE_FILE)}\nplot: {storage.join(str(where), PLOT_FILE)}")
     return 0
 
 
@@ -115,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
     search.set_defaults(run=_search)
 
     rep = sub.add_parser("report", help="print a search's front and rewrite its table and plot")
-    rep.add_argument("target", help="the search directory, or its MLflow parent run id")
+    rep.add_argument("target", help="the search directory or URI (s3://...), or its MLflow parent run id")
     rep.add_argument("--tracking-uri", help="MLflow store to look a run id up in")
     rep.set_defaults(run=_report)
     return p

@@ -21,6 +21,8 @@ from spaces import SpaceConfig
 from trainables.pretrain import PretrainConfig
 from trainables.tasks import get_task
 
+from .storage import check_location
+
 METHODS = ("mqat", "uniform", "ilp-only")
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -99,7 +101,7 @@ class SearchConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     storage_path: str | None = None
-    shared_storage: bool = False  # storage_path is a filesystem every node mounts
+    shared_storage: bool = False  # storage_path is a filesystem every node mounts (a URI always is)
     max_failures: int = 1
     images_per_epoch: int | None = 512
     stage_eval_images: int | None = 500
@@ -122,10 +124,8 @@ class SearchConfig:
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise ValueError("search.cpus_per_trial must be > 0 and search.gpus_per_trial >= 0, "
                              f"but got {self.cpus_per_trial} and {self.gpus_per_trial}")
-        if self.storage_path and "://" in self.storage_path:
-            raise ValueError(f"search.storage_path must be a filesystem path (object-store URIs are "
-                             f"not supported yet), but got {self.storage_path!r}: use a shared "
-                             "filesystem with search.shared_storage: true")
+        if self.storage_path is not None:
+            check_location(self.storage_path)
         for name in ("images_per_epoch", "stage_eval_images"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import storage
 from .config import Config, ConfigError
 from .prepare import Checked, Prepared, check, prepare
 
@@ -32,11 +33,13 @@ METRICS, MODES = ["accuracy", "compression"], ["max", "max"]
 
 @dataclass
 class SearchResult:
-    """The finished search: its directory, one row per trial, and the Pareto rows."""
+    """The finished search: its local directory (the table and plot), one row per trial, the
+    Pareto rows, and where Tune keeps it (``path`` itself, or an object-store URI)."""
 
     path: Path
     rows: list[dict[str, Any]]
     prepared: Prepared | None = None
+    location: str = ""
 
     @property
     def front(self) -> list[dict[str, Any]]:
@@ -89,7 +92,15 @@ def _trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
 
-def _tracker(config: Config, prepared: Prepared, path: Path):
+def publish(path: Path, location: str) -> None:
+    """Copy the driver's files of a search into its object-store location (none for a directory)."""
+    from tracking.report import DRIVER_FILES
+
+    if location != str(path):
+        storage.upload([path / name for name in DRIVER_FILES], location)
+
+
+def _tracker(config: Config, prepared: Prepared, path: Path, location: str):
     """The MLflow callback, with the search's settings, seeds, sensitivity and plans."""
     from dataclasses import asdict
 
@@ -105,9 +116,10 @@ def _tracker(config: Config, prepared: Prepared, path: Path):
     artifacts = {"seeds": prepared.seeds, "sensitivity": prepared.table.to_dict(),
                  "plans": {f"{t:g}": p.to_dict() for t, p in prepared.plans.items()},
                  "fp_metrics": prepared.fp_metrics}
-    return MLflowTracker(uri=uri, experiment=tracking.experiment or config.name, search_path=str(path),
+    return MLflowTracker(uri=uri, experiment=tracking.experiment or config.name, search_path=location,
                          output_dir=str(path), params=params, artifacts=artifacts, seeds=prepared.seeds,
-                         fp_accuracy=prepared.fp_metrics.get("accuracy"))
+                         fp_accuracy=prepared.fp_metrics.get("accuracy"),
+                         publish=functools.partial(publish, path, location))
 
 
 def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int | None = None) -> None:
@@ -129,25 +141,51 @@ def check_storage(config: Config) -> None:
     import ray
 
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    if nodes > 1 and not config.search.shared_storage:
+    if nodes > 1 and not (config.search.shared_storage or storage.is_uri(storage_root(config))):
         raise ConfigError(
-            f"search.storage_path {str(experiment_dir(config))!r} is on this machine, but the Ray "
+            f"search.storage_path {storage_root(config)!r} is on this machine, but the Ray "
             f"cluster has {nodes} nodes: put it on a filesystem every node mounts and set "
-            "search.shared_storage: true")
+            "search.shared_storage: true, or use an object store (s3://bucket/path)")
 
 
-def experiment_dir(config: Config) -> Path:
-    """Where Tune keeps the searches of a config."""
-    storage = config.search.storage_path or str(Path(config.output_dir) / "ray")
-    return Path(storage).resolve()
+def storage_root(config: Config) -> str:
+    """Where Tune keeps the searches of a config: a directory, or an object-store URI."""
+    root = config.search.storage_path or str(Path(config.output_dir) / "ray")
+    return root if storage.is_uri(root) else str(Path(root).resolve())
 
 
-def latest_experiment(config: Config) -> Path:
-    root = experiment_dir(config)
-    runs = sorted(root.glob(f"{config.name}-*"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+def local_dir(config: Config, location: str) -> Path:
+    """Where the driver writes a search's table, plot and seeds: the search itself when it is a
+    directory, else a directory of the same name under ``output_dir``, copied up after writes."""
+    if not storage.is_uri(location):
+        return Path(location)
+    return Path(config.output_dir).resolve() / "searches" / storage.name(location)
+
+
+def latest_experiment(config: Config) -> str:
+    root = storage_root(config)
+    try:
+        runs = storage.children(root, prefix=f"{config.name}-")
+    except OSError as err:
+        raise ConfigError(f"cannot read search.storage_path {root!r}: {_first_line(err)}") from None
     if not runs:
         raise ConfigError(f"nothing to resume: no search of {config.name!r} under {root}")
-    return runs[-1]
+    return storage.join(root, runs[-1])  # names end in their start time, so the last is the latest
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _check_reachable(config: Config) -> None:
+    """An object store is opened before anything runs: a wrong bucket, endpoint or credential
+    is one line now, not a failed trial later."""
+    root = storage_root(config)
+    if storage.is_uri(root):
+        try:
+            storage.check_reachable(root)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"cannot reach search.storage_path {root!r}: {_first_line(err)}") from None
 
 
 def validate(config: Config, *, num_samples: int | None = None, resume: bool = False,
@@ -159,6 +197,7 @@ def validate(config: Config, *, num_samples: int | None = None, resume: bool = F
         config = replace(config, search=replace(config.search, num_samples=num_samples))
     checked = check(config, progress=progress)
     faults = _faults()
+    _check_reachable(config)
     if resume:
         latest_experiment(config)
     return config, checked, faults
@@ -170,7 +209,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     """Run (or resume) the search a config describes and return its trials and front."""
     config, checked, faults = validate(config, num_samples=num_samples, resume=resume,
                                        progress=progress)
-    path = latest_experiment(config) if resume else None
+    location = latest_experiment(config) if resume else None
     prepared = prepare(config, checked, progress=progress, log=log)
     if progress:
         from .prepare import describe
@@ -192,15 +231,19 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     check_storage(config)
     trainable = _trainable(config, prepared, faults)
     printer = ProgressPrinter(config.search.num_samples, log)
-    if path is not None:
-        log(f"resuming {path}")
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+    if location is not None:
+        log(f"resuming {location}")
+        path = local_dir(config, location)
+        tuner = tune.Tuner.restore(location, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
     else:
         name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path = experiment_dir(config) / name
+        location = storage.join(storage_root(config), name)
+        path = local_dir(config, location)
         save_search_info(path, prepared.seeds, prepared.fp_metrics)
-        callbacks = [printer] + ([_tracker(config, prepared, path)] if config.tracking.enabled else [])
+        publish(path, location)
+        callbacks = [printer] + ([_tracker(config, prepared, path, location)]
+                                 if config.tracking.enabled else [])
         searcher = OptunaSearch(space=_space_function(config, prepared), metric=METRICS, mode=MODES,
                                 points_to_evaluate=prepared.seeds or None,
                                 sampler=_sampler(config, len(prepared.seeds)))
@@ -209,7 +252,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=config.search.num_samples,
                                         max_concurrent_trials=config.search.max_concurrent,
                                         reuse_actors=config.search.reuse_actors),
-            run_config=tune.RunConfig(name=name, storage_path=str(experiment_dir(config)),
+            run_config=tune.RunConfig(name=name, storage_path=storage_root(config),
                                       failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
                                       # one checkpoint per trial, each followed by a snapshot of the
                                       # experiment: a driver killed at any moment loses no stage
@@ -217,8 +260,12 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                       callbacks=callbacks, verbose=0))
     grid = tuner.fit()
     rows = collect(grid, prepared.seeds)
+    if storage.is_uri(location):  # Tune names trials by their path in the bucket: give the URI
+        for r in rows:
+            r["path"] = r["path"] and storage.join(location, storage.name(r["path"]))
     write_table(rows, path / "trials.parquet")
     plot_front(rows, path / "pareto.png", fp_accuracy=prepared.fp_metrics.get("accuracy"))
+    publish(path, location)
     log(f"table: {path / 'trials.parquet'}\nplot: {path / 'pareto.png'}")
-    return SearchResult(path, rows, prepared)
+    return SearchResult(path, rows, prepared, location)
 

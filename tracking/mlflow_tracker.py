@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
@@ -33,8 +34,9 @@ class MLflowTracker(Callback):
 
     def __init__(self, *, uri: str, experiment: str, search_path: str, output_dir: str,
                  params: dict[str, Any], artifacts: dict[str, Any], seeds: list[dict[str, Any]],
-                 fp_accuracy: float | None = None):
+                 fp_accuracy: float | None = None, publish: Callable[[], None] | None = None):
         self.uri, self.experiment, self.search_path = uri, experiment, search_path
+        self.publish = publish  # copies the table and plot where the search lives (a picklable callable)
         self.output_dir = Path(output_dir)
         self.params, self.artifacts, self.seeds = params, artifacts, seeds
         self.fp_accuracy = fp_accuracy
@@ -142,6 +144,8 @@ class MLflowTracker(Callback):
         rows = mark_front(list(self._rows.values()))
         write_table(rows, self.output_dir / "trials.parquet")
         plot_front(rows, self.output_dir / "pareto.png", fp_accuracy=self.fp_accuracy)
+        if self.publish is not None:
+            self.publish()
         done = [(r["accuracy"], r["compression"]) for r in rows if r["accuracy"] is not None]
         from mlflow.entities import Metric
         self.client.log_batch(self.parent(), metrics=[

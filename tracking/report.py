@@ -9,7 +9,9 @@ from .plot import plot_front
 from .results import mark_front, row
 from .table import write_table
 
-SEEDS_FILE, FP_FILE = "seeds.json", "fp_metrics.json"
+SEEDS_FILE, FP_FILE, TABLE_FILE, PLOT_FILE = "seeds.json", "fp_metrics.json", "trials.parquet", "pareto.png"
+#: The files the driver writes into a search beside Tune's (copied up to an object store).
+DRIVER_FILES = (SEEDS_FILE, FP_FILE, TABLE_FILE, PLOT_FILE)
 
 
 def save_search_info(path: Path, seeds: list[dict[str, Any]], fp_metrics: dict[str, Any]) -> None:
@@ -43,8 +45,10 @@ def rows_from_experiment(path: Path) -> list[dict[str, Any]]:
     return mark_front(rows)
 
 
-def resolve(target: str, tracking_uri: str | None = None) -> Path:
-    """A search directory, given itself or the id of its MLflow parent run."""
+def resolve(target: str, tracking_uri: str | None = None) -> Path | str:
+    """A search directory (or object-store URI), given itself or the id of its MLflow parent run."""
+    if "://" in target:
+        return target
     path = Path(target)
     if path.is_dir():
         return path.resolve()
@@ -58,18 +62,19 @@ def resolve(target: str, tracking_uri: str | None = None) -> Path:
     except MlflowException:
         raise ValueError(f"{target!r} is neither a search directory nor a run in {tracking_uri}") from None
     search_path = run.data.tags.get("search_path")
+    if search_path and "://" in search_path:
+        return search_path
     if not search_path or not Path(search_path).is_dir():
         raise ValueError(f"run {target} names no readable search directory ({search_path!r})")
     return Path(search_path)
 
 
-def report(target: str, tracking_uri: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
-    """Rebuild ``trials.parquet`` and ``pareto.png`` of a search; return its directory and rows."""
-    path = resolve(target, tracking_uri)
+def report(path: Path) -> list[dict[str, Any]]:
+    """Rebuild ``trials.parquet`` and ``pareto.png`` of a search directory; return its rows."""
     rows = rows_from_experiment(path)
     if not rows:
         raise ValueError(f"{path} holds no trials")
     fp = json.loads((path / FP_FILE).read_text()) if (path / FP_FILE).is_file() else {}
-    write_table(rows, path / "trials.parquet")
-    plot_front(rows, path / "pareto.png", fp_accuracy=fp.get("accuracy"))
-    return path, rows
+    write_table(rows, path / TABLE_FILE)
+    plot_front(rows, path / PLOT_FILE, fp_accuracy=fp.get("accuracy"))
+    return rows

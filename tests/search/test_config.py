@@ -20,6 +20,8 @@ def test_quickstart_config_is_valid():
     ({"pretrain": {"epochs": -1}}, r"pretrain.epochs must be an integer >= 1"),
     ({"pretrain": {"lr": "fast"}}, r"pretrain.lr must be a number"),
     ({"device": "tpu"}, r"device must be"),
+    ({"search": {"storage_path": "ftp://host/dir"}}, r"unknown scheme 'ftp': use a directory or one of s3://"),
+    ({"search": {"storage_path": "s3://?endpoint_override=x"}}, r"names no bucket"),
     ([1, 2], r"mapping at the top level"),
 ])
 def test_bad_configs_name_the_problem(data, match):
