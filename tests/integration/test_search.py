@@ -65,6 +65,21 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
     assert all(client.list_artifacts(r.info.run_id, "model") for r in front_runs)
     assert (result.path / "pareto.png").stat().st_size > 10_000
 
+    # mqat report rebuilds the same rows from the directory alone, found also by its run id
+    import contextlib
+    import io
+
+    from search.cli import main
+    (result.path / "trials.parquet").unlink()
+    for target in (str(result.path), parents[0].info.run_id):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["report", target, "--tracking-uri", default_uri(config.output_dir)]) == 0
+        assert f"{result.path}: 2 finished of 2 trials" in out.getvalue()
+    rebuilt = {r["trial_id"]: r for r in read_table(result.path / "trials.parquet")}
+    for r in table:
+        assert {k: rebuilt[r["trial_id"]][k] for k in ("accuracy", "compression", "pareto", "plan")} == \
+            {k: r[k] for k in ("accuracy", "compression", "pareto", "plan")}
 
 
 @pytest.mark.slow
