@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import ConfigError, load_config
+from .config import ConfigError, first_line, load_config
 from .prepare import format_pretrain
 
 
@@ -90,13 +90,13 @@ def _report(args: argparse.Namespace) -> int:
         else:  # the trials' results (not their checkpoints) come down; table and plot go back up
             with tempfile.TemporaryDirectory() as temp:
                 storage.download(target, Path(temp))
-                rows = report(Path(temp))
+                rows = report(Path(temp), where=lambda trial: storage.join(target, trial))
                 storage.upload([Path(temp) / TABLE_FILE, Path(temp) / PLOT_FILE], target)
             where = target
     except ValueError as err:
         raise ConfigError(str(err)) from None
     except OSError as err:
-        raise ConfigError(f"cannot read {args.target}: {str(err).strip().splitlines()[0]}") from None
+        raise ConfigError(f"cannot read {args.target}: {first_line(err)}") from None
     finished = sum(r["status"] == "finished" for r in rows)
     print(f"{where}: {finished} finished of {len(rows)} trials")
     print(format_front(rows))

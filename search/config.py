@@ -31,6 +31,11 @@ class ConfigError(ValueError):
     """Bad input: the command line reports it in one line and exits with status 2."""
 
 
+def first_line(err: Exception) -> str:
+    """An error's first line (a store's reason can run to many), for a ConfigError."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def _suggest(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import storage
-from .config import Config, ConfigError
+from .config import Config, ConfigError, first_line
 from .prepare import Checked, Prepared, check, prepare
 
 # Set before Ray is imported: a quiet, loopback-only local Ray, and an experiment snapshot
@@ -167,14 +167,10 @@ def latest_experiment(config: Config) -> str:
     try:
         runs = storage.children(root, prefix=f"{config.name}-")
     except OSError as err:
-        raise ConfigError(f"cannot read search.storage_path {root!r}: {_first_line(err)}") from None
+        raise ConfigError(f"cannot read search.storage_path {root!r}: {first_line(err)}") from None
     if not runs:
         raise ConfigError(f"nothing to resume: no search of {config.name!r} under {root}")
     return storage.join(root, runs[-1])  # names end in their start time, so the last is the latest
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _check_reachable(config: Config) -> None:
@@ -185,7 +181,7 @@ def _check_reachable(config: Config) -> None:
         try:
             storage.check_reachable(root)
         except (OSError, ValueError) as err:
-            raise ConfigError(f"cannot reach search.storage_path {root!r}: {_first_line(err)}") from None
+            raise ConfigError(f"cannot reach search.storage_path {root!r}: {first_line(err)}") from None
 
 
 def validate(config: Config, *, num_samples: int | None = None, resume: bool = False,

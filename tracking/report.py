@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,8 @@ from .plot import plot_front
 from .results import mark_front, row
 from .table import write_table
 
-SEEDS_FILE, FP_FILE, TABLE_FILE, PLOT_FILE = "seeds.json", "fp_metrics.json", "trials.parquet", "pareto.png"
+SEEDS_FILE, FP_FILE = "seeds.json", "fp_metrics.json"
+TABLE_FILE, PLOT_FILE = "trials.parquet", "pareto.png"
 #: The files the driver writes into a search beside Tune's (copied up to an object store).
 DRIVER_FILES = (SEEDS_FILE, FP_FILE, TABLE_FILE, PLOT_FILE)
 
@@ -27,8 +29,9 @@ def _last_report(trial_dir: Path) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
-def rows_from_experiment(path: Path) -> list[dict[str, Any]]:
-    """One row per trial directory of a Tune experiment, the front marked."""
+def rows_from_experiment(path: Path, where: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
+    """One row per trial directory of a Tune experiment, the front marked. A row's ``path`` is
+    its trial directory, or ``where(trial directory name)`` (a search copied from elsewhere)."""
     seeds = json.loads((path / SEEDS_FILE).read_text()) if (path / SEEDS_FILE).is_file() else []
     rows = []
     for trial_dir in sorted(p for p in path.iterdir() if p.is_dir() and (p / "params.json").is_file()):
@@ -41,7 +44,7 @@ def rows_from_experiment(path: Path) -> list[dict[str, Any]]:
             error = lines[-1].strip()[:500] if lines else "error"
         trial_id = last.get("trial_id") or trial_dir.name.split("_")[2]
         rows.append(row(trial_id, config, last, error=error if not last.get("final") else None,
-                        seeds=seeds, path=str(trial_dir)))
+                        seeds=seeds, path=where(trial_dir.name) if where else str(trial_dir)))
     return mark_front(rows)
 
 
@@ -69,9 +72,9 @@ def resolve(target: str, tracking_uri: str | None = None) -> Path | str:
     return Path(search_path)
 
 
-def report(path: Path) -> list[dict[str, Any]]:
+def report(path: Path, where: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
     """Rebuild ``trials.parquet`` and ``pareto.png`` of a search directory; return its rows."""
-    rows = rows_from_experiment(path)
+    rows = rows_from_experiment(path, where)
     if not rows:
         raise ValueError(f"{path} holds no trials")
     fp = json.loads((path / FP_FILE).read_text()) if (path / FP_FILE).is_file() else {}

@@ -182,6 +182,8 @@ def test_search_on_an_object_store(tmp_path, s3_endpoint):
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-2000:]
     assert "2 finished of 2 trials" in report.stdout
+    rebuilt = pq.read_table(io.BytesIO(_read(s3_endpoint, f"{root}/trials.parquet"))).to_pylist()
+    assert sorted(r["path"] for r in rebuilt) == sorted(r["path"] for r in table)
 
 
 def test_object_store_is_checked_before_anything_is_written(tmp_path, s3_endpoint):
