@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as err:
-        print(f"mqat: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).splitlines())  # one line, whatever the message holds
+        print(f"mqat: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = (f"; continue with: mqat search --config {args.config} --resume"

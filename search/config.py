@@ -36,6 +36,13 @@ def first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
+def _shown(key: Any) -> str:
+    """A key as the error shows it: as written, or quoted when it holds spaces or control
+    characters (a stray ``\r`` must not split the one-line error)."""
+    text = str(key)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
 def _suggest(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
@@ -83,7 +90,7 @@ def build(cls: type, data: Any, section: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            raise ConfigError(f"unknown key {section}.{key}{_suggest(str(key), sorted(fields))}")
+            raise ConfigError(f"unknown key {section}.{_shown(key)}{_suggest(str(key), sorted(fields))}")
         kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
     try:
         return cls(**kwargs)
@@ -188,7 +195,7 @@ def config_from_dict(data: Any, *, source: str = "config") -> Config:
         raise ConfigError(f"{source} must be a YAML mapping at the top level")
     for key in data:
         if key not in _TOP_KEYS:
-            raise ConfigError(f"unknown key {key}{_suggest(str(key), list(_TOP_KEYS))}")
+            raise ConfigError(f"unknown key {_shown(key)}{_suggest(str(key), list(_TOP_KEYS))}")
     name = _coerce(data.get("name", "mqat"), str, "name")
     task_data = data.get("task") or {}
     if not isinstance(task_data, Mapping):

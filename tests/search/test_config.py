@@ -23,6 +23,7 @@ def test_quickstart_config_is_valid():
     ({"search": {"storage_path": "ftp://host/dir"}}, r"unknown scheme 'ftp': use a directory or one of s3://"),
     ({"search": {"storage_path": "s3://?endpoint_override=x"}}, r"names no bucket"),
     ([1, 2], r"mapping at the top level"),
+    ({"task": {"\r": 0}}, r"unknown key task\.'\\r'; known keys"),  # found by hypothesis: one line
 ])
 def test_bad_configs_name_the_problem(data, match):
     with pytest.raises(ConfigError, match=match):
