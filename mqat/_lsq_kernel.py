@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import warnings
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+
+import torch
 
 SOURCE = Path(__file__).with_name("_lsq_cpu.cpp")
 
@@ -25,10 +28,6 @@ def enabled() -> bool:
 def _vector_flags() -> list[str]:
     """AVX2 where torch itself runs AVX2 kernels (the flags are part of the cache name, so a
     cache shared by different CPUs holds one build per kind)."""
-    import platform
-
-    import torch
-
     if platform.machine() in ("x86_64", "AMD64") and \
             torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         return ["-mavx2"]
@@ -43,10 +42,8 @@ def cpu_kernel() -> ModuleType | None:
     from torch.utils.cpp_extension import load
 
     flags = ["-O3", "-fno-trapping-math", "-ffp-contract=off", "-fopenmp"] + _vector_flags()
-    import torch
-
     # the torch build too: two environments sharing the cache must not rebuild each other's
-    key = SOURCE.read_bytes() + " ".join(flags).encode() + torch.__file__.encode() + torch.__version__.encode()
+    key = SOURCE.read_bytes() + " ".join(flags).encode() + f"{torch.__file__}{torch.__version__}".encode()
     digest = hashlib.sha256(key).hexdigest()[:12]
     try:
         return load(name=f"mqat_lsq_cpu_{digest}", sources=[str(SOURCE)], extra_cflags=flags,

@@ -96,7 +96,7 @@ def publish(path: Path, location: str) -> None:
     """Copy the driver's files of a search into its object-store location (none for a directory)."""
     from tracking.report import DRIVER_FILES
 
-    if location != str(path):
+    if storage.is_uri(location):
         storage.upload([path / name for name in DRIVER_FILES], location)
 
 
