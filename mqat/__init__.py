@@ -8,19 +8,23 @@ Example::
 
     import mqat
     mm = mqat.ModuleMap({"backbone": ["backbone."], "fpn": ["fpn."], "head": ["head."]})
+    mqat.calibrate(mqat.quantize_(copy.deepcopy(model), plan_8bit, mm), val_inputs)   # PTQ
     table = mqat.sensitivity(model, mm, loss_fn=loss_fn, batches=val_batches)
     counts = {m: s.weights for m, s in mqat.model_size(model, plan_fp, mm).modules.items()}
     plan = mqat.solve_bit_plan(table, counts, target_compression=8)
     result = mqat.run_mqat(model, plan, mm, order=["fpn", "head", "backbone"],
                            train_epoch=train_epoch, evaluate=evaluate,
-                           ema=mqat.EMAConfig(decay=0.999), qc=mqat.QCConfig())
+                           calibration_batches=val_inputs, bn_batches=train_inputs,
+                           ema=mqat.EMAConfig(decay=0.999), qc=mqat.QCConfig(), seed=0)
     mqat.export_packed(result.model, plan, mm, "model.mqat")
 """
 from __future__ import annotations
 
+from ._batchnorm import reestimate_bn
+from ._calibrate import calibrate
 from ._ema import EMAConfig, ModelEMA
 from ._export import PackedModel, export_packed, load_packed
-from ._flow import FlowState, MQATResult, StageResult, run_mqat
+from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
 from ._layers import QuantConv2d, QuantLinear
 from ._lsq import LSQQuantizer, lsq_fake_quant, quant_range
@@ -29,6 +33,7 @@ from ._oscillation import OscillationTracker
 from ._plan import FULL_PRECISION, QUANT_BITS, VALID_BITS, BitPlan
 from ._qc import QCConfig, add_qc, fold_qc
 from ._quantize import quantize_, quantized_layers
+from ._seed import derive_seed, seed_everything
 from ._sensitivity import SensitivityTable, sensitivity
 from ._size import ModelSize, ModuleSize, model_size
 
@@ -36,7 +41,8 @@ __all__ = [
     "FULL_PRECISION", "QUANT_BITS", "VALID_BITS",
     "BitPlan", "ModuleMap",
     "LSQQuantizer", "lsq_fake_quant", "quant_range", "QuantConv2d", "QuantLinear",
-    "quantize_", "quantized_layers",
+    "quantize_", "quantized_layers", "calibrate", "CalibrationConfig", "reestimate_bn",
+    "seed_everything", "derive_seed",
     "ModelSize", "ModuleSize", "model_size",
     "SensitivityTable", "sensitivity",
     "max_compression", "solve_bit_plan", "solve_bit_plans",

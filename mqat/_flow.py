@@ -1,4 +1,9 @@
-"""The gradated MQAT flow: quantize one module at a time, fine-tuning the network in between."""
+"""The gradated MQAT flow (METHODS section 1): quantize one module at a time, fine-tuning the
+whole network in between, then finalise the model with EMA, BN re-estimation and QC.
+
+Read top-down: :func:`run_mqat` sets up a :class:`_Flow`; ``_Flow.stage`` is one stage
+(quantize, calibrate, train, score, checkpoint); ``_Flow.finalise`` picks the model to deploy.
+"""
 from __future__ import annotations
 
 import math
@@ -10,12 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._batchnorm import reestimate_bn
+from ._calibrate import ACTIVATION_RULES, WEIGHT_RULES, Forward, calibrate
 from ._ema import EMAConfig, ModelEMA
 from ._module_map import ModuleMap
 from ._oscillation import OscillationTracker
 from ._plan import FULL_PRECISION, BitPlan
 from ._qc import QCConfig, add_qc, clamp_qc, fold_qc, frozen
-from ._quantize import quantize_
+from ._quantize import quantize_, quantized_layers
+from ._seed import derive_seed, seed_everything
 from ._size import model_size
 
 #: ``train_epoch(model, optimizer, on_step) -> mean loss``: one epoch of training. It must call
@@ -26,34 +34,22 @@ Evaluate = Callable[[nn.Module], "float | Mapping[str, float]"]
 OptimizerFactory = Callable[[list], torch.optim.Optimizer]
 
 
-@dataclass
-class StageResult:
-    """What one stage of the flow produced; ``to_dict()`` is flat, ready to report."""
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How :func:`calibrate` sets each stage's new quantizers before it trains (see there)."""
 
-    stage: int
-    name: str
-    modules: tuple[str, ...]
-    accuracy: float
-    compression: float
-    model_bytes: int
-    oscillating_fraction: float
-    loss: float
-    seconds: float
-    ema_accuracy: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    oscillation: dict[str, float] = field(default_factory=dict)
+    weights: str = "mse"
+    activations: str = "mse"
+    percentile: float = 99.99
 
-    @classmethod
-    def from_state(cls, data: Mapping[str, Any]) -> StageResult:
-        """Inverse of ``asdict`` (as stored in a :class:`FlowState`)."""
-        return cls(**{**data, "modules": tuple(data["modules"])})
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["modules"] = ",".join(self.modules)
-        out.update({f"metric/{k}": v for k, v in out.pop("metrics").items()})
-        out.update({f"oscillation/{k}": v for k, v in out.pop("oscillation").items()})
-        return {k: v for k, v in out.items() if v is not None}
+    def __post_init__(self) -> None:
+        if self.weights not in WEIGHT_RULES:
+            raise ValueError(f"calibration weights must be one of {list(WEIGHT_RULES)}, but got {self.weights!r}")
+        if self.activations not in ACTIVATION_RULES:
+            raise ValueError(f"calibration activations must be one of {list(ACTIVATION_RULES)}, "
+                             f"but got {self.activations!r}")
+        if not 0.0 < self.percentile <= 100.0:
+            raise ValueError(f"calibration percentile must lie in (0, 100], but got {self.percentile!r}")
 
 
 @dataclass
@@ -68,10 +64,50 @@ class FlowState:
 
 
 @dataclass
+class StageResult:
+    """What one stage of the flow produced; ``to_dict()`` is flat, ready to report.
+
+    ``state`` is the resumable :class:`FlowState` after a training stage (None after the
+    finalising ones): pass it back to :func:`run_mqat` as ``resume`` to continue from there.
+    """
+
+    stage: int
+    name: str
+    modules: tuple[str, ...]
+    accuracy: float
+    compression: float
+    model_bytes: int
+    oscillating_fraction: float
+    loss: float
+    seconds: float
+    ema_accuracy: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    oscillation: dict[str, float] = field(default_factory=dict)
+    state: FlowState | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any]) -> StageResult:
+        """Inverse of :meth:`saved` (as stored in a :class:`FlowState`)."""
+        return cls(**{**data, "modules": tuple(data["modules"])})
+
+    def saved(self) -> dict[str, Any]:
+        """The result as plain data, without its state."""
+        return {k: v for k, v in asdict(self).items() if k != "state"} | {"modules": list(self.modules)}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.saved()
+        out["modules"] = ",".join(self.modules)
+        out.update({f"metric/{k}": v for k, v in out.pop("metrics").items()})
+        out.update({f"oscillation/{k}": v for k, v in out.pop("oscillation").items()})
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass
 class MQATResult:
-    """The flow's outcome. ``model`` is the one to deploy: the EMA model if EMA was on, with QC
-    folded in if QC was on. ``final`` holds ``accuracy`` (of ``model``) and, where they apply,
-    ``accuracy_raw``, ``accuracy_ema`` and ``accuracy_qc``."""
+    """The flow's outcome. ``model`` is the one to deploy: the EMA model if EMA was on, its BN
+    statistics re-estimated if asked, with QC folded in if QC was on. ``final`` holds
+    ``accuracy`` (of ``model``) and, where they apply, ``accuracy_raw``, ``accuracy_ema``,
+    ``accuracy_bn`` and ``accuracy_qc``, all scored by ``evaluate`` on the same images."""
 
     model: nn.Module
     stages: list[StageResult]
@@ -117,29 +153,43 @@ def _default_optimizer(params: list) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-4)
 
 
+def _state_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
              order: Sequence[str] | None, train_epoch: TrainEpoch, evaluate: Evaluate,
              epochs_per_stage: int = 1, optimizer: OptimizerFactory | None = None,
              ema: EMAConfig | None = None, qc: QCConfig | None = None,
+             calibration: CalibrationConfig | None = CalibrationConfig(),
+             calibration_batches: Sequence | None = None, bn_batches: Sequence | None = None,
+             forward: Forward | None = None, seed: int | None = None,
              on_stage: Callable[[StageResult], None] | None = None,
              evaluate_stage: Evaluate | None = None, ema_every_stage: bool = False,
-             resume: FlowState | None = None, on_state: Callable[[FlowState], None] | None = None,
-             oscillation_threshold: float = 0.005) -> MQATResult:
+             resume: FlowState | None = None, oscillation_threshold: float = 0.005) -> MQATResult:
     """Modular QAT: quantize the modules one at a time in ``order``, fine-tuning after each.
 
-    Already quantized modules keep training (latent weights and steps). ``order=None`` is the
-    uniform-LSQ baseline: every module at once, trained for as many epochs as the gradated flow
-    would train in total, so both get the same budget. A new optimizer (``optimizer(params)``,
-    Adam 1e-4 by default) is built at each stage, since each stage adds step sizes. With ``ema``
-    a :class:`ModelEMA` shadows the training; with ``qc`` the final model gets the QC
-    correction, folded away at the end. ``on_stage`` receives each :class:`StageResult`,
-    QC's included. A non-finite training loss raises ``FloatingPointError``.
+    Each stage quantizes its module, calibrates the new quantizers on ``calibration_batches``
+    (with ``calibration``; without batches, or with ``calibration=None``, LSQ initialises them
+    from the first training batch), and fine-tunes the whole network: already quantized
+    modules keep training (latent weights and steps). ``order=None`` is the uniform-LSQ
+    baseline: every module at once, trained for as many epochs as the gradated flow would
+    train in total, so both get the same budget. A new optimizer (``optimizer(params)``, Adam
+    1e-4 by default) is built at each stage, since each stage adds step sizes.
 
-    Only the model that is returned is scored with ``evaluate``; the others (earlier stages,
-    and the raw and EMA models when EMA or QC follow them) only inform and are scored with
-    ``evaluate_stage`` (default ``evaluate``), which may be cheaper. The EMA model is scored
-    at the last stage only unless ``ema_every_stage``. After each stage ``on_state``
-    receives a :class:`FlowState`; passing it back as ``resume`` continues after that stage.
+    The model to deploy is then finalised: with ``ema`` a :class:`ModelEMA` shadows the training
+    and is returned instead of the raw model; with ``bn_batches`` its BatchNorm statistics are
+    re-estimated (:func:`reestimate_bn`); with ``qc`` it gets the QC correction, folded away at
+    the end. Every candidate is scored with ``evaluate`` (the same images for each).
+
+    ``seed`` fixes each stage's randomness (the stage reseeds torch, numpy and ``random`` from
+    ``seed`` and its index), so a resumed run trains as an uninterrupted one.
+    ``forward(model, batch)`` runs a calibration or BN batch (default: its first item).
+    Intermediate stages are scored with ``evaluate_stage`` (default ``evaluate``), which may be
+    cheaper; the EMA model only at the last stage unless ``ema_every_stage``. ``on_stage``
+    receives each :class:`StageResult`, whose ``state`` (after training stages) can be passed
+    back as ``resume`` to continue after that stage. A non-finite loss raises
+    ``FloatingPointError``.
     """
     module_map.check_plan(plan)
     if isinstance(epochs_per_stage, bool) or not isinstance(epochs_per_stage, int) \
@@ -148,87 +198,131 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
     stages = _stages(plan, module_map, order)
     if not any(stages):
         raise ValueError("the plan keeps every module at 32 bits: there is nothing to quantize")
-    epochs = epochs_per_stage * (len(module_map.names) if order is None else 1)
-    optimizer = optimizer or _default_optimizer
-    shadow = ModelEMA(model, decay=ema.decay, warmup_steps=ema.warmup_steps) if ema else None
-    tracker: OscillationTracker | None = None
-
-    def on_step() -> None:
-        if shadow is not None:
-            shadow.update(model)
-        tracker.update()
-
-    results: list[StageResult] = []
-    done: list[str] = []
-    ema_metrics = None
-    cheap = evaluate_stage or evaluate
+    flow = _Flow(model, plan, module_map, train_epoch=train_epoch, evaluate=evaluate,
+                 evaluate_stage=evaluate_stage or evaluate, optimizer=optimizer or _default_optimizer,
+                 epochs=epochs_per_stage * (len(module_map.names) if order is None else 1),
+                 ema=ema, calibration=calibration if calibration_batches else None,
+                 calibration_batches=calibration_batches, forward=forward, seed=seed,
+                 on_stage=on_stage or (lambda result: None), ema_every_stage=ema_every_stage,
+                 oscillation_threshold=oscillation_threshold,
+                 returns_raw=ema is None and qc is None and not bn_batches)
     skip = resume.next_stage if resume is not None else 0
     for index, modules in enumerate(stages):
-        start = time.perf_counter()
         name = "+".join(modules) if order is not None else "uniform"
-        last = index == len(stages) - 1
-        quantize_(model, plan, module_map, modules=modules)
-        done += modules
-        if index < skip:
+        if index < skip:  # rebuild the structure the saved state fits, then load it
+            quantize_(model, plan, module_map, modules=modules)
             if index == skip - 1:
-                results = _restore(resume, model, shadow)
+                flow.restore(resume)
             continue
-        if shadow is not None:
-            shadow.refresh(model)
-        if tracker is None:
-            tracker = OscillationTracker(model, module_map, threshold=oscillation_threshold)
+        flow.stage(index, name, modules, last=index == len(stages) - 1)
+    return flow.finalise(qc=qc, bn_batches=bn_batches)
+
+
+class _Flow:
+    """The state one run of the flow carries from stage to stage."""
+
+    def __init__(self, model, plan, module_map, *, train_epoch, evaluate, evaluate_stage, optimizer,
+                 epochs, ema, calibration, calibration_batches, forward, seed, on_stage,
+                 ema_every_stage, oscillation_threshold, returns_raw):
+        self.model, self.plan, self.module_map = model, plan, module_map
+        self.train_epoch, self.evaluate, self.evaluate_stage = train_epoch, evaluate, evaluate_stage
+        self.optimizer, self.epochs = optimizer, epochs
+        self.calibration, self.calibration_batches = calibration, calibration_batches
+        self.forward, self.seed, self.on_stage = forward, seed, on_stage
+        self.ema_every_stage, self.threshold = ema_every_stage, oscillation_threshold
+        self.returns_raw = returns_raw  # the last stage's raw model is the one returned
+        self.shadow = ModelEMA(model, decay=ema.decay, warmup_steps=ema.warmup_steps) if ema else None
+        self.tracker: OscillationTracker | None = None
+        self.results: list[StageResult] = []
+        self.done: list[str] = []
+        self.ema_metrics: dict[str, float] | None = None
+
+    def _reseed(self, index: int) -> None:
+        if self.seed is not None:
+            seed_everything(derive_seed(self.seed, index))
+
+    def _on_step(self) -> None:
+        if self.shadow is not None:
+            self.shadow.update(self.model)
+        self.tracker.update()
+
+    def restore(self, state: FlowState) -> None:
+        """Load a saved flow state into a model quantized up to the same stage."""
+        self.model.load_state_dict(state.model)
+        if self.shadow is not None and state.ema is not None:
+            self.shadow.refresh(self.model)
+            self.shadow.load(state.ema, state.ema_updates)
+        self.results = [StageResult.from_state(r) for r in state.results]
+        self.done = [m for r in self.results for m in r.modules]
+        self.tracker = OscillationTracker(self.model, self.module_map, threshold=self.threshold)
+
+    def quantize(self, index: int, modules: list[str]) -> None:
+        """Quantize ``modules`` and calibrate their new quantizers from data."""
+        before = {name for name, _ in quantized_layers(self.model)}
+        quantize_(self.model, self.plan, self.module_map, modules=modules)
+        self.done += modules
+        new = [name for name, _ in quantized_layers(self.model) if name not in before]
+        if self.calibration is not None and new:
+            c = self.calibration
+            calibrate(self.model, self.calibration_batches, weights=c.weights, activations=c.activations,
+                      percentile=c.percentile, layers=new, forward=self.forward,
+                      seed=derive_seed(self.seed or 0, index))
+
+    def stage(self, index: int, name: str, modules: list[str], *, last: bool) -> None:
+        """One stage: quantize and calibrate, fine-tune everything, score, report with a state."""
+        start = time.perf_counter()
+        self.quantize(index, modules)
+        if self.shadow is not None:
+            self.shadow.refresh(self.model)
+        if self.tracker is None:
+            self.tracker = OscillationTracker(self.model, self.module_map, threshold=self.threshold)
         else:
-            tracker.refresh(model)
-        params = [p for p in model.parameters() if p.requires_grad]
-        loss = _train(model, params, optimizer, train_epoch, epochs, on_step, name)
+            self.tracker.refresh(self.model)
+        self._reseed(index)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        loss = _train(self.model, params, self.optimizer, self.train_epoch, self.epochs, self._on_step, name)
         # only the model that is returned is scored with `evaluate`; the rest inform
-        returned_raw = last and shadow is None and qc is None
-        accuracy, metrics = _accuracy(evaluate if returned_raw else cheap, model)
+        accuracy, metrics = _accuracy(self.evaluate if last and self.returns_raw else self.evaluate_stage,
+                                      self.model)
         ema_accuracy = None
-        if shadow is not None and (last or ema_every_stage):
-            ema_accuracy, ema_metrics = _accuracy(evaluate if last and qc is None else cheap,
-                                                  shadow.module)
-        size = model_size(model, plan.restricted_to(done), module_map)
-        result = StageResult(index, name, tuple(modules), accuracy, size.compression,
-                             size.packed_bytes, tracker.overall(), loss,
-                             time.perf_counter() - start, ema_accuracy, metrics, tracker.fraction())
-        results.append(result)
-        if on_stage:
-            on_stage(result)
-        if on_state:
-            on_state(FlowState(index + 1, _state_of(model), _state_of(shadow.module) if shadow else None,
-                               shadow.updates if shadow else 0, [asdict(r) for r in results]))
+        if self.shadow is not None and (self.ema_every_stage and not last):
+            ema_accuracy, _ = _accuracy(self.evaluate_stage, self.shadow.module)
+        size = model_size(self.model, self.plan.restricted_to(self.done), self.module_map)
+        result = StageResult(index, name, tuple(modules), accuracy, size.compression, size.packed_bytes,
+                             self.tracker.overall(), loss, time.perf_counter() - start, ema_accuracy,
+                             metrics, self.tracker.fraction())
+        self.results.append(result)
+        result.state = FlowState(index + 1, _state_of(self.model),
+                                 _state_of(self.shadow.module) if self.shadow else None,
+                                 self.shadow.updates if self.shadow else 0,
+                                 [r.saved() for r in self.results])
+        self.on_stage(result)
 
-    final_model = shadow.module if shadow is not None else model
-    final = {"accuracy_raw": results[-1].accuracy}
-    final_metrics = results[-1].metrics
-    if shadow is not None:
-        if ema_metrics is None:  # resumed after the last stage: score the average now
-            _, ema_metrics = _accuracy(evaluate if qc is None else cheap, shadow.module)
-        final["accuracy_ema"] = ema_metrics["accuracy"]
-        final_metrics = ema_metrics
-    final["accuracy"] = final.get("accuracy_ema", final["accuracy_raw"])
-    if qc is not None:
-        result = _run_qc(final_model, plan, module_map, qc, train_epoch, evaluate, results[-1])
-        final["accuracy_qc"] = final["accuracy"] = result.accuracy
-        final_metrics = result.metrics
-        results.append(result)
-        if on_stage:
-            on_stage(result)
-    return MQATResult(final_model, results, final, final_metrics)
-
-
-def _state_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def _restore(state: FlowState, model: nn.Module, shadow: ModelEMA | None) -> list[StageResult]:
-    """Load a saved flow state into a model quantized up to the same stage."""
-    model.load_state_dict(state.model)
-    if shadow is not None and state.ema is not None:
-        shadow.refresh(model)
-        shadow.load(state.ema, state.ema_updates)
-    return [StageResult.from_state(r) for r in state.results]
+    def finalise(self, *, qc: QCConfig | None, bn_batches: Sequence | None) -> MQATResult:
+        """The model to deploy: the raw or EMA model, BN re-estimated, QC folded; each scored."""
+        last = self.results[-1]
+        model, final, metrics = self.model, {}, last.metrics
+        if self.shadow is not None or bn_batches or qc is not None:
+            _, metrics = _accuracy(self.evaluate, self.model)  # the same images as the rest
+        final["accuracy_raw"] = metrics["accuracy"]
+        if self.shadow is not None:
+            model = self.shadow.module
+            _, metrics = _accuracy(self.evaluate, model)
+            final["accuracy_ema"] = metrics["accuracy"]
+            last.ema_accuracy = metrics["accuracy"]
+        if bn_batches:
+            reestimate_bn(model, bn_batches, forward=self.forward)
+            _, metrics = _accuracy(self.evaluate, model)
+            final["accuracy_bn"] = metrics["accuracy"]
+        final["accuracy"] = metrics["accuracy"]
+        if qc is not None:
+            self._reseed(last.stage + 1)
+            result = _run_qc(model, self.plan, self.module_map, qc, self.train_epoch, self.evaluate, last)
+            final["accuracy_qc"] = final["accuracy"] = result.accuracy
+            metrics = result.metrics
+            self.results.append(result)
+            self.on_stage(result)
+        return MQATResult(model, self.results, final, metrics)
 
 
 def _run_qc(model, plan, module_map, qc, train_epoch, evaluate, last: StageResult) -> StageResult:

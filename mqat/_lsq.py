@@ -31,6 +31,20 @@ def quant_range(bits: int, signed: bool) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
+def mse_step(values: Tensor, qmin: int, qmax: int, *, candidates: int = 100) -> Tensor:
+    """Per row of ``values`` (rows x n), the step among ``candidates`` fractions of the max-abs
+    step whose fake quantization ``clamp(round(v / s), qmin, qmax) * s`` errs least (squared)."""
+    top = values.abs().amax(dim=1).clamp_min(_MIN_STEP) / max(qmax, -qmin)
+    best_step, best_error = top.clone(), torch.full_like(top, math.inf)
+    for fraction in torch.linspace(1.0 / candidates, 1.0, candidates).tolist():
+        step = (top * fraction).unsqueeze(1)
+        error = ((values / step).round().clamp(qmin, qmax) * step - values).pow(2).sum(dim=1)
+        better = error < best_error
+        best_error = torch.where(better, error, best_error)
+        best_step = torch.where(better, step.squeeze(1), best_step)
+    return best_step
+
+
 def _use_kernel(x: Tensor, step: Tensor):
     """The fused CPU kernel, where it applies (float32 CPU tensors) and could be built."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or step.dtype != torch.float32:
@@ -172,7 +186,7 @@ class LSQQuantizer(nn.Module):
         self._range, self._ready = (qmin, qmax), True
 
     @torch.no_grad()
-    def initialize_mse(self, x: Tensor, candidates: int = 40) -> None:
+    def initialize_mse(self, x: Tensor, candidates: int = 100) -> None:
         """Set the step that minimises the quantization error of ``x`` (per channel when
         ``per_channel``), searched over ``candidates`` fractions of the max-abs step.
 
@@ -182,15 +196,14 @@ class LSQQuantizer(nn.Module):
         self.initialize(x)
         qmin, qmax = self._range
         values = x.detach().flatten(1) if self.per_channel else x.detach().reshape(1, -1)
-        top = values.abs().amax(dim=1).clamp_min(_MIN_STEP) / max(qmax, -qmin)
-        best_step, best_error = top.clone(), torch.full_like(top, math.inf)
-        for fraction in torch.linspace(1.0 / candidates, 1.0, candidates).tolist():
-            step = (top * fraction).unsqueeze(1)
-            error = ((values / step).round().clamp(qmin, qmax) * step - values).pow(2).sum(dim=1)
-            better = error < best_error
-            best_error = torch.where(better, error, best_error)
-            best_step = torch.where(better, step.squeeze(1), best_step)
-        self.step.data = best_step.clamp_min(_MIN_STEP).to(self.step.dtype)
+        self.set_step(mse_step(values.float(), qmin, qmax, candidates=candidates))
+
+    @torch.no_grad()
+    def set_step(self, step: Tensor) -> None:
+        """Set the step size(s) (marks the quantizer initialised, keeps the Parameter object)."""
+        self.step.data = step.reshape(self.step.shape).clamp_min(_MIN_STEP).to(self.step)
+        self.initialized.fill_(True)
+        self._ready = False  # the sign may have changed with the step: re-read the flags
 
     def grad_scale(self, x: Tensor) -> float:
         """LSQ's step-gradient scale ``1 / sqrt(N * Qp)``, N = elements covered by one step."""

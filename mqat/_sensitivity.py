@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._calibrate import Forward, calibrate
 from ._module_map import ModuleMap
 from ._plan import FULL_PRECISION, QUANT_BITS, BitPlan
-from ._quantize import quantize_, quantized_layers
+from ._quantize import quantize_
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -57,13 +58,13 @@ def _mean_loss(model: nn.Module, loss_fn: LossFn, batches: Sequence) -> float:
 
 def sensitivity(model: nn.Module, module_map: ModuleMap, *, loss_fn: LossFn, batches: Iterable,
                 bits: Sequence[int] = (2, 3, 4, 6, 8), act_bits: int = FULL_PRECISION,
-                on_progress: Callable[[int, int], None] | None = None) -> SensitivityTable:
+                forward: Forward | None = None, on_progress: Callable[[int, int], None] | None = None) -> SensitivityTable:
     """Measure ``Omega_m(b)``: the loss increase when only module m's weights get b bits.
 
-    No training: each (module, bits) pair quantizes a copy of ``model``, with the weight steps
-    that minimise each channel's quantization error (:meth:`LSQQuantizer.initialize_mse`; the
-    activation steps by LSQ's rule), and averages ``loss_fn(model, batch)`` over ``batches``.
-    The model is unchanged.
+    No training: each (module, bits) pair quantizes a copy of ``model`` (weights to b bits,
+    inputs to ``act_bits``), calibrates it as the flow does (:func:`calibrate`, MSE rules, on
+    ``batches``), and averages ``loss_fn(model, batch)`` over ``batches``. ``forward(model,
+    batch)`` runs a batch for calibration (default: its first item). The model is unchanged.
     ``on_progress(done, total)`` is called after each evaluation.
     """
     batches = list(batches)
@@ -85,9 +86,7 @@ def sensitivity(model: nn.Module, module_map: ModuleMap, *, loss_fn: LossFn, bat
                            act_bits={m: act_bits if m == module else FULL_PRECISION
                                      for m in module_map.names})
             probe = quantize_(copy.deepcopy(model), plan, module_map, modules=[module])
-            for _, layer in quantized_layers(probe):
-                if layer.weight_quant is not None:
-                    layer.weight_quant.initialize_mse(layer.weight)
+            calibrate(probe, batches, forward=forward)
             delta[module][int(b)] = _mean_loss(probe, loss_fn, batches) - base
             done += 1
             if on_progress:

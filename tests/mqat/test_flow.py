@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -150,12 +151,14 @@ def test_resume_after_a_stage_gives_the_same_model(module_map):
 
     states = []
     ema = mqat.EMAConfig(decay=0.9, warmup_steps=2)
-    full = _run(fresh(), module_map, Task(), ema=ema, on_state=states.append)
+    full = _run(fresh(), module_map, Task(), ema=ema, seed=3,
+                calibration_batches=[Task().x[:64]], on_stage=lambda r: states.append(r.state))
     assert [s.next_stage for s in states] == [1, 2, 3]
 
     task = Task()
     seen = []
-    resumed = _run(fresh(), module_map, task, ema=ema, resume=states[0], on_stage=seen.append)
+    resumed = _run(fresh(), module_map, task, ema=ema, seed=3, calibration_batches=[Task().x[:64]],
+                   resume=states[0], on_stage=seen.append)
     assert task.epochs == 2                         # only the stages after the first are trained
     assert [r.name for r in seen] == ["head", "backbone"]
     assert [r.name for r in resumed.stages] == ["fpn", "head", "backbone"]
@@ -163,7 +166,7 @@ def test_resume_after_a_stage_gives_the_same_model(module_map):
         assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
-def test_only_the_returned_model_gets_the_full_evaluation(net, module_map):
+def test_final_candidates_are_scored_in_full_and_stages_cheaply(net, module_map):
     calls = []
     task = Task()
 
@@ -179,8 +182,51 @@ def test_only_the_returned_model_gets_the_full_evaluation(net, module_map):
     assert [c[0] for c in calls] == ["cheap", "cheap", "full"]
     calls.clear()
     result = _run(type(net)(), module_map, task, evaluate=full, evaluate_stage=cheap,
-                  ema=mqat.EMAConfig(decay=0.9), qc=mqat.QCConfig())
-    # stages 1-2 raw, stage 3 raw and EMA, then the QC model (the returned one) in full
-    assert [c[0] for c in calls] == ["cheap", "cheap", "cheap", "cheap", "full"]
+                  ema=mqat.EMAConfig(decay=0.9), qc=mqat.QCConfig(), bn_batches=[task.x[:64]])
+    # three stages cheaply; then raw, EMA, BN re-estimated and QC models all on the same images
+    assert [c[0] for c in calls] == ["cheap", "cheap", "cheap", "full", "full", "full", "full"]
     assert calls[-1][1] is result.model
-    assert result.final["accuracy"] == result.metrics["accuracy"]
+    assert set(result.final) == {"accuracy", "accuracy_raw", "accuracy_ema", "accuracy_bn", "accuracy_qc"}
+    assert result.final["accuracy"] == result.metrics["accuracy"] == result.final["accuracy_qc"]
+
+
+class ShuffledTask(Task):
+    """Draws its data order from torch's global generator, as a real task does."""
+
+    def train_epoch(self, model, optimizer, on_step):
+        order = torch.randperm(len(self.x))
+        self.x, self.y = self.x[order], self.y[order]
+        return super().train_epoch(model, optimizer, on_step)
+
+
+def _seeded_run(seed, ema=None):
+    from tests.conftest import TinyNet
+
+    torch.manual_seed(1)
+    net = TinyNet()
+    torch.manual_seed(1234 + (seed or 0))  # what ran before must not matter
+    task = ShuffledTask()
+    return _run(net, mqat.ModuleMap({"backbone": ["backbone."], "fpn": ["fpn."], "head": ["head."]}),
+                task, seed=seed, ema=ema, calibration_batches=[task.x[:64]]).model.state_dict()
+
+
+def test_a_seed_fixes_the_run_and_another_seed_changes_it():
+    first, again, other = _seeded_run(5), _seeded_run(5), _seeded_run(6)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_stages_calibrate_their_new_quantizers_before_training(net, module_map):
+    task = Task()
+    steps = {}
+
+    def remember(r):
+        layer = dict(mqat.quantized_layers(net))["fpn.0"]
+        steps[r.name] = layer.act_quant.step.item()
+
+    calibrated = copy.deepcopy(net)
+    _run(net, module_map, task, on_stage=remember, calibration_batches=[task.x[:64]],
+         optimizer=lambda p: torch.optim.SGD(p, lr=0.0))  # no training: steps stay calibrated
+    mqat.quantize_(calibrated, PLAN, module_map, modules=["fpn"])
+    mqat.calibrate(calibrated, [task.x[:64]], layers=["fpn.0"])
+    assert steps["fpn"] == pytest.approx(calibrated.fpn[0].act_quant.step.item())
