@@ -52,7 +52,8 @@ def _search(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.check:
         from .run import validate
-        config, checked, _ = validate(config, num_samples=args.num_samples, resume=args.resume)
+        config, checked, _ = validate(config, num_samples=args.num_samples, resume=args.resume,
+                                      address=args.address)
         print(f"{args.config}: valid; {config.search.num_samples} trials of the {config.search.method} "
               f"search, up to {checked.max_compression:.2f}x compression")
         return 0

@@ -120,6 +120,8 @@ class SearchConfig:
     sensitivity_batches: int = 4
     reuse_actors: bool = True  # a worker runs trial after trial, its data set loaded once
     ilp_seeds: bool = True  # the mqat method starts from the ILP plans (false: the sampler alone)
+    #: seconds trials may wait for resources while none runs before the search fails (null: forever)
+    pending_timeout_s: float | None = 600.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -138,6 +140,9 @@ class SearchConfig:
                              f"but got {self.cpus_per_trial} and {self.gpus_per_trial}")
         if self.storage_path is not None:
             check_location(self.storage_path)
+        if self.pending_timeout_s is not None and not self.pending_timeout_s > 0:
+            raise ValueError("search.pending_timeout_s must be > 0 seconds (or null to wait forever), "
+                             f"but got {self.pending_timeout_s}")
         for name in ("images_per_epoch", "stage_eval_images"):
             value = getattr(self, name)
             if value is not None and value < 1:

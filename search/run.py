@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import storage
+from . import resources, storage
 from .config import Config, ConfigError, first_line
 from .prepare import Checked, Prepared, check, prepare
 
@@ -92,6 +93,14 @@ def _trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
 
+def _watch(config: Config) -> list:
+    """The callback that fails a search whose trials wait for resources too long, if asked."""
+    from .watch import PendingWatch
+
+    timeout = config.search.pending_timeout_s
+    return [PendingWatch(timeout)] if timeout is not None else []
+
+
 def publish(path: Path, location: str) -> None:
     """Copy the driver's files of a search into its object-store location (none for a directory)."""
     from tracking.report import DRIVER_FILES
@@ -163,11 +172,15 @@ def local_dir(config: Config, location: str) -> Path:
 
 
 def latest_experiment(config: Config) -> str:
+    """The newest search of this config's name: exactly ``<name>-YYYYmmdd-HHMMSS``, so config
+    ``quickstart`` never resumes ``quickstart-gpu``'s searches."""
     root = storage_root(config)
     try:
         runs = storage.children(root, prefix=f"{config.name}-")
     except OSError as err:
         raise ConfigError(f"cannot read search.storage_path {root!r}: {first_line(err)}") from None
+    own = re.compile(re.escape(config.name) + r"-\d{8}-\d{6}")
+    runs = [run for run in runs if own.fullmatch(run)]
     if not runs:
         raise ConfigError(f"nothing to resume: no search of {config.name!r} under {root}")
     return storage.join(root, runs[-1])  # names end in their start time, so the last is the latest
@@ -185,8 +198,9 @@ def _check_reachable(config: Config) -> None:
 
 
 def validate(config: Config, *, num_samples: int | None = None, resume: bool = False,
-             progress: bool = False) -> tuple[Config, Checked, dict[int, str]]:
-    """Everything a search checks before it writes or starts anything; ConfigError if bad."""
+             progress: bool = False, address: str | None = None) -> tuple[Config, Checked, dict[int, str]]:
+    """Everything a search checks before it writes or starts anything; ConfigError if bad.
+    A cluster (``address``) is checked for resources once joined (``run_search``)."""
     if num_samples is not None:
         if num_samples < 1:
             raise ConfigError(f"the number of samples must be at least 1, but got {num_samples}")
@@ -194,6 +208,9 @@ def validate(config: Config, *, num_samples: int | None = None, resume: bool = F
     checked = check(config, progress=progress)
     faults = _faults()
     _check_reachable(config)
+    resources.check_writable(config)
+    if not address:
+        resources.check_local_resources(config)
     if resume:
         latest_experiment(config)
     return config, checked, faults
@@ -204,7 +221,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                ray_temp_dir: str | None = None) -> SearchResult:
     """Run (or resume) the search a config describes and return its trials and front."""
     config, checked, faults = validate(config, num_samples=num_samples, resume=resume,
-                                       progress=progress)
+                                       progress=progress, address=address)
     location = latest_experiment(config) if resume else None
     prepared = prepare(config, checked, progress=progress, log=log)
     if progress:
@@ -225,6 +242,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
 
     init_ray(address, temp_dir=ray_temp_dir)
     check_storage(config)
+    resources.check_cluster_resources(config)
     trainable = _trainable(config, prepared, faults)
     printer = ProgressPrinter(config.search.num_samples, log)
     if location is not None:
@@ -239,7 +257,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         save_search_info(path, prepared.seeds, prepared.fp_metrics)
         publish(path, location)
         callbacks = [printer] + ([_tracker(config, prepared, path, location)]
-                                 if config.tracking.enabled else [])
+                                 if config.tracking.enabled else []) + _watch(config)
         searcher = OptunaSearch(space=_space_function(config, prepared), metric=METRICS, mode=MODES,
                                 points_to_evaluate=prepared.seeds or None,
                                 sampler=_sampler(config, len(prepared.seeds)))

@@ -25,6 +25,9 @@ def _config(**sections):
     (_config(search={"targets": [4, 40]}), [], "40x is unreachable: the highest reachable"),
     (_config(pretrain={"checkpoint": "/nonexistent/fp.pt"}), [], "does not exist"),
     (_config(), ["--num-samples", "0"], "number of samples must be at least 1"),
+    (_config(search={"cpus_per_trial": 4096}), [], "a trial asks for 4096 CPUs and 0 GPUs, but this machine has"),
+    (_config(search={"cpus_per_trial": 4096}), ["--check"], "lower search.cpus_per_trial"),
+    (_config(search={"gpus_per_trial": 64}), ["--check"], "a trial asks for 1 CPUs and 64 GPUs"),
 ])
 def test_bad_input(tmp_path, config, extra, match):
     _assert_refused(tmp_path, config, extra, match)
@@ -35,8 +38,15 @@ def test_bad_fault_injection_is_refused_before_anything_runs(tmp_path, faults):
     _assert_refused(tmp_path, _config(), [], "MQAT_INJECT_FAULTS", {"MQAT_INJECT_FAULTS": faults})
 
 
-def _assert_refused(tmp_path, config, extra, match, environment=None):
-    config = {**config, "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+@pytest.mark.parametrize("extra", [[], ["--check"]])
+def test_an_unwritable_output_dir_is_refused_before_anything_runs(tmp_path, extra):
+    _assert_refused(tmp_path, _config(), extra, "output_dir '/proc/forbidden' cannot be written",
+                    output_dir="/proc/forbidden")
+
+
+def _assert_refused(tmp_path, config, extra, match, environment=None, output_dir=None):
+    config = {**config, "cache_dir": str(tmp_path / "cache"),
+              "output_dir": output_dir or str(tmp_path / "out")}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     ray_tmp = tmp_path / "ray"

@@ -23,7 +23,8 @@ KEYS = {"task": ["name", "source", "train_images", "val_images", "image_size", "
         "pretrain": ["epochs", "lr", "weight_decay", "checkpoint"],
         "search": ["method", "num_samples", "max_concurrent", "sampler", "seed", "targets",
                    "cpus_per_trial", "gpus_per_trial", "storage_path", "shared_storage", "max_failures",
-                   "images_per_epoch", "stage_eval_images", "sensitivity_batches", "reuse_actors"],
+                   "images_per_epoch", "stage_eval_images", "sensitivity_batches", "reuse_actors",
+                   "pending_timeout_s"],
         "space": ["modules", "order", "weight_bits", "act_bits", "ema", "ema_decay", "qc", "qc_lr", "lr",
                   "epochs_per_stage"],
         "tracking": ["enabled", "uri", "experiment"]}
