@@ -15,7 +15,7 @@ from typing import Any
 
 import mqat
 from spaces import ilp_targets, seed_points
-from trainables.pretrain import cache_key, load_model, load_state_dict, pretrain
+from trainables.pretrain import cache_key, cached_checkpoint, load_model, load_state_dict, pretrain
 
 from .config import Config, ConfigError
 
@@ -50,11 +50,13 @@ def check(config: Config, *, progress: bool = True) -> Checked:
         if target > top * (1 + 1e-12):
             raise ConfigError(f"search.targets: {target:g}x is unreachable: the highest reachable "
                               f"with bits {choices} is {top:.2f}x")
-    if config.pretrain.checkpoint:
-        try:
+    try:
+        if config.pretrain.checkpoint:
             load_model(task, config.pretrain.checkpoint)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        else:
+            cached_checkpoint(task, config.pretrain, cache_dir=config.cache_dir)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return Checked(task, counts, top)
 
 
@@ -78,6 +80,9 @@ def _sensitivity(config: Config, task, checkpoint: Path, model) -> mqat.Sensitiv
 def prepare(config: Config, checked: Checked, *, progress: bool = True, log=print) -> Prepared:
     """FP weights, sensitivity table, ILP plans and the seed points of the search."""
     task = checked.task
+    # the data every trial reads, verified here (a damaged cache is rendered again) while trials
+    # only compare sizes; and rendered here, once, rather than by trials racing each other
+    _ = task.train_data, task.val_data
     fp = pretrain(task, config.pretrain, cache_dir=config.cache_dir, progress=progress)
     if not fp.cached:
         log(format_pretrain(fp, task))

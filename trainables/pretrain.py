@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import cachefile
+
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -46,6 +48,21 @@ def cache_key(task, config: PretrainConfig) -> str:
     settings = {k: v for k, v in asdict(config).items() if k != "checkpoint"}
     payload = json.dumps({"task": task.fingerprint(), "pretrain": settings}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def cached_checkpoint(task, config: PretrainConfig, *, cache_dir: str | Path) -> Path | None:
+    """The cached FP checkpoint of ``config``, checked against the size and hash recorded when
+    it was written; None if there is none yet, ValueError if it is damaged (the driver refuses
+    then, before any trial starts)."""
+    directory = Path(cache_dir) / "pretrain" / cache_key(task, config)
+    checkpoint = directory / "model.pt"
+    if not (checkpoint.is_file() and (directory / "metrics.json").is_file()):
+        return None
+    reason = cachefile.problem(checkpoint)
+    if reason:
+        raise ValueError(f"the cached FP checkpoint {checkpoint} is damaged ({reason}): delete "
+                         f"{directory} to pretrain again")
+    return checkpoint
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -110,7 +127,7 @@ def pretrain(task, config: PretrainConfig, *, cache_dir: str | Path, progress: b
         return Pretrained(Path(config.checkpoint), {"source": "checkpoint"}, cached=True)
     directory = Path(cache_dir) / "pretrain" / cache_key(task, config)
     checkpoint, metrics_path = directory / "model.pt", directory / "metrics.json"
-    if checkpoint.is_file() and metrics_path.is_file():
+    if cached_checkpoint(task, config, cache_dir=cache_dir):
         return Pretrained(checkpoint, json.loads(metrics_path.read_text()), cached=True)
 
     _ = task.train_data, task.val_data  # render (or read) the data first, timed on its own
@@ -122,5 +139,6 @@ def pretrain(task, config: PretrainConfig, *, cache_dir: str | Path, progress: b
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _atomic_write(checkpoint, lambda f: torch.save(state, f))
+    cachefile.write_record(checkpoint)  # before the metrics, whose file marks the entry complete
     _atomic_write(metrics_path, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
     return Pretrained(checkpoint, metrics, cached=False)

@@ -60,3 +60,18 @@ def test_pretrain_runs_and_reports(tmp_path):
     assert "ADD-0.1d" in result.stdout and "mean-pose baseline" in result.stdout
     again = _run(tmp_path, TINY)
     assert again.returncode == 0 and "(cached)" in again.stdout
+
+
+def test_a_damaged_cached_checkpoint_is_refused_in_one_line(tmp_path):
+    assert _run(tmp_path, TINY).returncode == 0
+    (checkpoint,) = (tmp_path / "cache" / "pretrain").glob("*/model.pt")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    again = _run(tmp_path, TINY)
+    search = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config",
+                             str(tmp_path / "config.yaml"), "--check", "--quiet"],
+                            capture_output=True, text=True, timeout=600)
+    for result in (again, search):
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "model.pt is damaged (it holds 1000 bytes" in lines[0], lines
+    assert not (tmp_path / "out").exists()

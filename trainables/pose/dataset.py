@@ -5,12 +5,14 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .. import cachefile
 from .camera import intrinsics, random_rotations, span_to_depth
 from .render import render
 from .satellite import satellite
@@ -111,7 +113,13 @@ def cached_render(spec: RenderSpec, cache_dir: Path, *, progress: bool = True,
     """The rendered set for ``spec``, from ``cache_dir`` if it was rendered before."""
     path = Path(cache_dir) / "rendered" / f"{spec.key()}.pt"
     if path.exists():
-        return PoseData.load(path)
+        reason = cachefile.problem(path)
+        if reason is None:
+            return PoseData.load(path)
+        # the spec alone determines the images: a damaged cache costs a render, not a search
+        warnings.warn(f"the rendered cache {path} is damaged ({reason}): rendering it again",
+                      RuntimeWarning, stacklevel=2)
     data = render_dataset(spec, progress=progress, desc=desc)
     data.save(path)
+    cachefile.write_record(path)
     return PoseData.load(path)

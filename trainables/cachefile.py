@@ -1,0 +1,69 @@
+"""Cache files that are verified before use: the size and SHA-256 of each are recorded beside it
+at write (``<file>.json``) and compared before it is read. A truncated or overwritten cache then
+fails on the driver with its name, instead of failing every trial with a zip-reader error.
+
+Hashing a large file takes seconds, so it happens on the driver, once per process and file
+version; inside a Ray worker (a trial) only the size is compared: the driver has hashed the same
+files before any trial started.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_record(path: Path) -> None:
+    """Record the size and hash of ``path`` (written whole already) beside it, atomically."""
+    path = Path(path)
+    record = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".part") as tmp:
+        json.dump(record, tmp)
+    os.replace(tmp.name, record_path(path))
+
+
+def _in_ray_worker() -> bool:
+    ray = sys.modules.get("ray")  # never imported here: a process without Ray is no worker
+    return bool(ray and ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_of(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    """The hash of one version of a file (a rewrite changes its mtime or inode): once each."""
+    return _sha256(Path(path))
+
+
+def problem(path: Path, *, full: bool | None = None) -> str | None:
+    """None if ``path`` matches its record, else what is wrong, in a few words. ``full`` compares
+    the hash too (default: everywhere but in a Ray worker)."""
+    path = Path(path)
+    try:
+        record = json.loads(record_path(path).read_text())
+        size, digest = int(record["size"]), str(record["sha256"])
+    except FileNotFoundError:
+        return "it has no size and hash record"
+    except (ValueError, KeyError, TypeError):
+        return f"its record {record_path(path).name} is unreadable"
+    stat = path.stat()
+    if stat.st_size != size:
+        return f"it holds {stat.st_size} bytes, but {size} were written"
+    if full if full is not None else not _in_ray_worker():
+        if _hash_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino) != digest:
+            return "its SHA-256 differs from the one recorded at write"
+    return None
