@@ -72,6 +72,10 @@ def _search(args: argparse.Namespace) -> int:
         print(f"the search stopped early; continue it with: mqat search --config {args.config} --resume",
               file=sys.stderr)
         return 130
+    if failed and not finished:  # nothing to rank: a failure, whatever Tune made of it
+        first = next(r["error"] for r in rows if r["status"] == "failed")
+        print(f"mqat: failed: all {failed} trials failed; the first with: {first}", file=sys.stderr)
+        return 1
     return 0
 
 

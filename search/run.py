@@ -132,15 +132,19 @@ def _tracker(config: Config, prepared: Prepared, path: Path, location: str):
 
 
 def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int | None = None) -> None:
-    """Join ``address``, or start a small local Ray on 127.0.0.1 without a dashboard."""
+    """Join ``address``, or start a small local Ray on 127.0.0.1 without a dashboard.
+
+    Workers' output reaches the driver (``log_to_driver``), prefixed with the trial's process:
+    trials print nothing of their own, so what comes is what a user must see, such as a
+    warning that the LSQ kernel fell back to torch ops. Ray folds repeats across workers."""
     import ray
 
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=True)
         return
-    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=True,
              object_store_memory=512 * 1024**2, _temp_dir=temp_dir, _node_ip_address="127.0.0.1")
 
 
