@@ -9,7 +9,7 @@ import platform
 import time
 from pathlib import Path
 
-SECTIONS = ("kernel", "step", "scaling", "orchestration", "quality")
+SECTIONS = ("kernel", "step", "scaling", "orchestration", "quality", "fidelity")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

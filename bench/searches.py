@@ -12,7 +12,7 @@ from search.config import config_from_dict
 
 ROOT = Path(__file__).resolve().parent
 QUICKSTART = ROOT.parent / "configs" / "quickstart.yaml"
-TINY = {"name": "tiny", "task": {"name": "pose", "train_images": 256, "val_images": 64, "image_size": 64,
+TINY = {"name": "tiny", "task": {"name": "pose", "train_images": 256, "val_images": 64, "test_images": 64, "image_size": 64,
                                  "widths": [8, 16, 32, 64], "fpn_channels": 16, "keypoints": 6,
                                  "batch_size": 16},
         "pretrain": {"epochs": 2},
@@ -23,11 +23,12 @@ TINY = {"name": "tiny", "task": {"name": "pose", "train_images": 256, "val_image
 FULL_SEARCH = {"images_per_epoch": 256, "stage_eval_images": 250}
 
 
-def base_config(quick: bool) -> dict:
+def base_config(quick: bool, *, cheap: bool = True) -> dict:
+    """The tiny task (``quick``) or the quickstart's, with cheaper trials if ``cheap``."""
     if quick:
         return {**TINY, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(ROOT / "runs" / "tiny")}
     data = yaml.safe_load(QUICKSTART.read_text())
-    data["search"] = {**data.get("search", {}), **FULL_SEARCH}
+    data["search"] = {**data.get("search", {}), **(FULL_SEARCH if cheap else {})}
     data["output_dir"] = str(ROOT / "runs" / "quickstart")
     return data
 

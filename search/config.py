@@ -118,6 +118,8 @@ class SearchConfig:
     images_per_epoch: int | None = 512
     stage_eval_images: int | None = 500
     sensitivity_batches: int = 4
+    calibration_batches: int = 8  # validation batches that set each stage's new quantizer steps
+    bn_batches: int = 8  # training batches that re-estimate BN statistics (trials with bn on)
     reuse_actors: bool = True  # a worker runs trial after trial, its data set loaded once
     ilp_seeds: bool = True  # the mqat method starts from the ILP plans (false: the sampler alone)
     #: seconds trials may wait for resources while none runs before the search fails (null: forever)
@@ -128,7 +130,8 @@ class SearchConfig:
             raise ValueError(f"search.method must be one of {list(METHODS)}, but got {self.method!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"search.sampler must be one of {list(SAMPLERS)}, but got {self.sampler!r}")
-        for name in ("num_samples", "max_concurrent", "sensitivity_batches"):
+        for name in ("num_samples", "max_concurrent", "sensitivity_batches", "calibration_batches",
+                     "bn_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"search.{name} must be at least 1, but got {getattr(self, name)}")
         if self.max_failures < 0:

@@ -64,14 +64,15 @@ def _sensitivity(config: Config, task, checkpoint: Path, model) -> mqat.Sensitiv
     bits = tuple(config.space.weight_bits)
     source = cache_key(task, config.pretrain) if not config.pretrain.checkpoint else \
         f"{Path(config.pretrain.checkpoint).resolve()}:{checkpoint.stat().st_mtime_ns}"
+    act_bits = config.space.top_act_bits
     payload = json.dumps({"fp": source, "bits": bits, "batches": config.search.sensitivity_batches,
-                          "probe": "mse-step"})
+                          "act_bits": act_bits, "probe": "calibrated-mse"})
     path = Path(config.cache_dir) / "sensitivity" / f"{hashlib.sha256(payload.encode()).hexdigest()[:16]}.json"
     if path.is_file():
         return mqat.SensitivityTable.from_dict(json.loads(path.read_text()))
     table = mqat.sensitivity(model, task.module_map, loss_fn=task.loss_fn,
                              batches=task.sensitivity_batches(config.search.sensitivity_batches),
-                             bits=bits)
+                             bits=bits, act_bits=act_bits)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(table.to_dict(), indent=1))
     return table

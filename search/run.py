@@ -60,15 +60,18 @@ def _sampler(config: Config, seeds: int):
 
 
 def _space_function(config: Config, prepared: Prepared):
-    from spaces import define_space, ilp_space, uniform_space
+    """The method's define-by-run space, each trial given its own seed from ``search.seed``."""
+    from spaces import define_space, ilp_space, uniform_space, with_trial_seed
 
     method = config.search.method
     if method == "uniform":
-        return functools.partial(uniform_space, space=config.space)
-    if method == "ilp-only":
+        space = functools.partial(uniform_space, space=config.space)
+    elif method == "ilp-only":
         plans = {f"{t:g}x": dict(p.weight_bits) for t, p in prepared.plans.items()}
-        return functools.partial(ilp_space, space=config.space, plans=plans)
-    return functools.partial(define_space, space=config.space)
+        space = functools.partial(ilp_space, space=config.space, plans=plans)
+    else:
+        space = functools.partial(define_space, space=config.space)
+    return functools.partial(with_trial_seed, space_function=space, seed=config.search.seed)
 
 
 def _faults() -> dict[int, str]:
@@ -86,9 +89,11 @@ def _trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
 
     from trainables.trainable import TrialSetup, train_mqat
 
+    search = config.search
     setup = TrialSetup(config.task_name, config.task, str(Path(config.cache_dir).resolve()),
-                       prepared.fp_state, config.search.images_per_epoch,
-                       config.search.stage_eval_images, faults=faults)
+                       prepared.fp_state, search.images_per_epoch, search.stage_eval_images,
+                       calibration_batches=search.calibration_batches, bn_batches=search.bn_batches,
+                       faults=faults)
     resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
@@ -243,6 +248,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from tracking.table import write_table
 
     from .progress import ProgressPrinter
+    from .test_split import score_front_on_test
 
     init_ray(address, temp_dir=ray_temp_dir)
     check_storage(config)
@@ -278,11 +284,15 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                       callbacks=callbacks, verbose=0))
     grid = tuner.fit()
     rows = collect(grid, prepared.seeds)
+    score_front_on_test(grid, rows, checked.task, log=log)
+    if config.tracking.enabled:
+        _tracker(config, prepared, path, location).log_test(rows)
     if storage.is_uri(location):  # Tune names trials by their path in the bucket: give the URI
         for r in rows:
             r["path"] = r["path"] and storage.join(location, storage.name(r["path"]))
     write_table(rows, path / "trials.parquet")
-    plot_front(rows, path / "pareto.png", fp_accuracy=prepared.fp_metrics.get("accuracy"))
+    plot_front(rows, path / "pareto.png", fp_accuracy=prepared.fp_metrics.get("accuracy"),
+               fp_test_accuracy=prepared.fp_metrics.get("test_accuracy"))
     publish(path, location)
     log(f"table: {path / 'trials.parquet'}\nplot: {path / 'pareto.png'}")
     return SearchResult(path, rows, prepared, location)

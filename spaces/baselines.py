@@ -1,7 +1,7 @@
 """Spaces of the baselines, run in the same machinery as the MQAT search.
 
 * ``uniform``: plain LSQ, every module at once with the same bits; the learning rate searched.
-* ``ilp-only``: the ILP plans (one per target) trained jointly; no order, no EMA or QC.
+* ``ilp-only``: the ILP plans (one per target) trained jointly; no order, no EMA, QC or BN re-estimation.
 """
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from .space import SpaceConfig
 
 
 def uniform_space(trial, space: SpaceConfig) -> dict[str, Any]:
-    """Same bits for every module, all quantized at once, no EMA, no QC."""
+    """Same bits for every module, all quantized at once, no EMA, no QC, no BN re-estimation."""
     bits = trial.suggest_categorical("bits", list(space.weight_bits))
     trial.suggest_float("lr", *space.lr, log=True)
     return {"order": UNIFORM, **{f"bits_{m}": bits for m in space.modules},
             "act_bits": space.top_act_bits, "ema": False, "qc": False,
-            "epochs_per_stage": space.fewest_epochs}
+            "bn": False, "epochs_per_stage": space.fewest_epochs}
 
 
 def ilp_space(trial, space: SpaceConfig, plans: dict[str, dict[str, int]]) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def ilp_space(trial, space: SpaceConfig, plans: dict[str, dict[str, int]]) -> di
     name = trial.suggest_categorical("plan", sorted(plans))
     lr = math.exp(sum(math.log(v) for v in space.lr) / 2)
     return {"order": UNIFORM, **{f"bits_{m}": b for m, b in plans[name].items()},
-            "act_bits": space.top_act_bits, "ema": False, "qc": False, "lr": lr,
+            "act_bits": space.top_act_bits, "ema": False, "qc": False, "bn": False, "lr": lr,
             "epochs_per_stage": space.fewest_epochs}
 
 

@@ -51,6 +51,8 @@ def seed_point(plan: mqat.BitPlan, space: SpaceConfig,
         if switch is not False:
             low, high = getattr(space, rate)
             point[rate] = min(max(default, low), high)
+    if space.bn == SEARCH:
+        point["bn"] = True
     point["lr"] = _geometric_mean(*space.lr)
     if isinstance(space.epochs_per_stage, (list, tuple)):
         point["epochs_per_stage"] = space.fewest_epochs

@@ -22,10 +22,13 @@ class TrialSettings:
     qc: mqat.QCConfig | None
     lr: float
     epochs_per_stage: int
+    bn: bool = False
+    seed: int = 0
 
     def describe(self) -> str:
         order = ">".join(self.order) if self.order else UNIFORM
-        extras = [f"ema {self.ema.decay:.4g}" if self.ema else "", f"qc {self.qc.lr:.2g}" if self.qc else ""]
+        extras = [f"ema {self.ema.decay:.4g}" if self.ema else "", f"qc {self.qc.lr:.2g}" if self.qc else "",
+                  "bn" if self.bn else "", f"seed {self.seed}"]
         return f"{order} {self.plan} " + " ".join(e for e in extras if e)
 
 
@@ -39,6 +42,7 @@ def trial_settings(config: Mapping[str, Any], modules: Sequence[str], *,
                if config.get("ema") else None)
         qc = mqat.QCConfig(lr=float(config["qc_lr"])) if config.get("qc") else None
         return TrialSettings(mqat.BitPlan(bits, act_bits=int(config["act_bits"])), order, ema, qc,
-                             float(config["lr"]), int(config["epochs_per_stage"]))
+                             float(config["lr"]), int(config["epochs_per_stage"]),
+                             bn=bool(config.get("bn", False)), seed=int(config.get("seed", 0)))
     except KeyError as err:
         raise ValueError(f"trial configuration lacks {err.args[0]!r}: got {sorted(config)}") from None

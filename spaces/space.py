@@ -8,6 +8,7 @@ the trial for values and returns the fixed ones as constants (no computation), a
 * ``bits_<module>``: weight bits of each module; ``act_bits`` if activations are searched;
 * ``ema`` (bool) and, when on, ``ema_decay`` (log scale);
 * ``qc`` (bool) and, when on, ``qc_lr`` (log scale);
+* ``bn`` (bool): re-estimate BatchNorm statistics before the final scoring;
 * ``lr``: the QAT learning rate (log scale); ``epochs_per_stage`` if searched.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from mqat import QUANT_BITS
+from mqat import QUANT_BITS, derive_seed
 
 SEARCH = "search"
 MAX_ORDER_MODULES = 5  # 5! = 120 orders; beyond that fix the order
@@ -57,6 +58,7 @@ class SpaceConfig:
     ema_decay: tuple[float, ...] = (0.99, 0.9999)
     qc: Any = SEARCH
     qc_lr: tuple[float, ...] = (1e-4, 1e-2)
+    bn: Any = SEARCH
     lr: tuple[float, ...] = (1e-4, 3e-3)
     epochs_per_stage: Any = 1
 
@@ -71,6 +73,7 @@ class SpaceConfig:
                              f"(or a list of them), but got {self.act_bits!r}")
         _switch("ema", self.ema)
         _switch("qc", self.qc)
+        _switch("bn", self.bn)
         _range("ema_decay", self.ema_decay, 0.5, 0.999999)
         _range("qc_lr", self.qc_lr, 1e-7, 1.0)
         _range("lr", self.lr, 1e-7, 1.0)
@@ -137,9 +140,20 @@ def define_space(trial, space: SpaceConfig) -> dict[str, Any]:
             fixed[name] = switch
         if on:
             trial.suggest_float(rate, *getattr(space, rate), log=True)
+    if space.bn == SEARCH:
+        trial.suggest_categorical("bn", [True, False])
+    else:
+        fixed["bn"] = space.bn
     trial.suggest_float("lr", *space.lr, log=True)
     if isinstance(space.epochs_per_stage, (list, tuple)):
         trial.suggest_categorical("epochs_per_stage", list(space.epochs_per_stage))
     else:
         fixed["epochs_per_stage"] = space.epochs_per_stage
     return fixed
+
+
+def with_trial_seed(trial, space_function, seed: int) -> dict[str, Any]:
+    """``space_function(trial)`` plus the trial's own ``seed``, derived from the search's seed
+    and the trial's number: it fixes the trial's data order, augmentation and calibration
+    sample, and a rerun with it trains the same model."""
+    return {**(space_function(trial) or {}), "seed": derive_seed(seed, trial.number)}

@@ -99,7 +99,7 @@ class MLflowTracker(Callback):
             if found is None:
                 seed = any(all(trial.config.get(k) == v for k, v in s.items()) for s in self.seeds)
                 run = self.client.create_run(exp, run_name=trial_id, tags={
-                    "mlflow.parentRunId": parent, "trial_id": trial_id, "seed": str(seed).lower()})
+                    "mlflow.parentRunId": parent, "trial_id": trial_id, "ilp_seed": str(seed).lower()})
                 found = run.info.run_id
                 self.client.log_batch(found, params=[Param(k, str(v)) for k, v in trial.config.items()])
             self._children[trial_id] = found
@@ -159,6 +159,22 @@ class MLflowTracker(Callback):
             self._log_model(finished_trial)
         self.client.log_artifact(self.parent(), str(self.output_dir / "pareto.png"))
         self.client.log_artifact(self.parent(), str(self.output_dir / "trials.parquet"))
+
+    def log_test(self, rows: list[dict[str, Any]]) -> None:
+        """After the search: the front's held-out test scores on its child runs, and the table
+        and plot that show them on the parent."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        exp, parent = self._experiment_id(), self.parent()
+        for r in rows:
+            if r.get("test_accuracy") is None:
+                continue
+            run_id = self._find(exp, f"tags.trial_id = '{r['trial_id']}' and tags.`mlflow.parentRunId` = '{parent}'")
+            if run_id is not None:
+                values = {"test_accuracy": r["test_accuracy"], "test_accuracy_se": r.get("test_accuracy_se")}
+                self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0)
+                                                       for k, v in values.items() if v is not None])
 
     def _log_model(self, trial) -> None:
         """The front point's packed model (``mqat.load_packed``) as an artifact of its child run."""

@@ -12,16 +12,19 @@ import pyarrow.parquet as pq
 from .results import FIELDS
 
 #: One row per trial. ``plan`` is JSON (``{"weight_bits": {...}, "act_bits": ...}``); metrics of a
-#: failed or unfinished trial are null; ``pareto`` marks the front.
+#: failed or unfinished trial are null; ``pareto`` marks the front; ``ilp_seed`` an ILP seed plan,
+#: ``seed`` the trial's random seed; ``test_*`` are set for front models only.
 SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
-    ("seed", pa.bool_()), ("pareto", pa.bool_()),
-    ("accuracy", pa.float64()), ("accuracy_se", pa.float64()), ("add_auc", pa.float64()),
+    ("ilp_seed", pa.bool_()), ("seed", pa.int64()), ("pareto", pa.bool_()),
+    ("accuracy", pa.float64()), ("accuracy_se", pa.float64()),
+    ("test_accuracy", pa.float64()), ("test_accuracy_se", pa.float64()), ("add_auc", pa.float64()),
     ("compression", pa.float64()), ("model_bytes", pa.int64()),
-    ("accuracy_raw", pa.float64()), ("accuracy_ema", pa.float64()), ("accuracy_qc", pa.float64()),
+    ("accuracy_raw", pa.float64()), ("accuracy_ema", pa.float64()), ("accuracy_bn", pa.float64()),
+    ("accuracy_qc", pa.float64()),
     ("oscillating_fraction", pa.float64()), ("order", pa.string()), ("plan", pa.string()),
     ("ema", pa.bool_()), ("ema_decay", pa.float64()), ("qc", pa.bool_()), ("qc_lr", pa.float64()),
-    ("lr", pa.float64()), ("epochs_per_stage", pa.int64()), ("path", pa.string()),
+    ("bn", pa.bool_()), ("lr", pa.float64()), ("epochs_per_stage", pa.int64()), ("path", pa.string()),
 ])
 assert tuple(SCHEMA.names) == FIELDS  # the row builder and the schema must not drift apart
 

@@ -14,17 +14,21 @@ from typing import Any
 import torch
 from torch import nn
 
+import mqat
+
 from . import cachefile
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Epochs and Adam settings (cosine decay to zero); or an existing ``checkpoint`` to use."""
+    """Epochs and Adam settings (cosine decay to zero); or an existing ``checkpoint`` to use.
+    ``seed`` fixes the initial weights, the data order and the augmentation."""
 
     epochs: int = 5
     lr: float = 2e-3
     weight_decay: float = 0.0
     checkpoint: str | None = None
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
@@ -100,9 +104,10 @@ def train_fp(task, config: PretrainConfig, *, progress: bool = True) -> tuple[nn
     """Train the task's model at full precision; returns it and the training wall time."""
     from tqdm import tqdm
 
+    mqat.seed_everything(config.seed)
     model = task.build_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    total = config.epochs * task.steps_per_epoch
+    total = config.epochs * task.steps_per_epoch()
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
     start = time.perf_counter()
@@ -133,6 +138,7 @@ def pretrain(task, config: PretrainConfig, *, cache_dir: str | Path, progress: b
     _ = task.train_data, task.val_data  # render (or read) the data first, timed on its own
     model, train_seconds = train_fp(task, config, progress=progress)
     metrics = task.evaluate(model)
+    metrics["test_accuracy"] = task.evaluate(model, split="test")["accuracy"]
     baseline = task.mean_pose_baseline() if hasattr(task, "mean_pose_baseline") else {}
     metrics.update({"train_seconds": train_seconds, "data_seconds": getattr(task, "render_seconds", 0.0),
                     "baseline_accuracy": baseline.get("accuracy"), "epochs": config.epochs})

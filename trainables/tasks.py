@@ -5,10 +5,17 @@ A task owns a model family with its module map, its data, its loss and its metri
 * ``build_model()``: a fresh float model on the task's device;
 * ``module_map``: the :class:`mqat.ModuleMap` of that model;
 * ``train_epoch(model, optimizer, on_step, *, images=None) -> mean loss`` and
-  ``evaluate(model, *, images=None) -> metrics`` (with ``"accuracy"``), the two callables
-  :func:`mqat.run_mqat` takes; ``images`` limits an epoch or a scoring to that many images;
-* ``loss_fn(model, batch)`` and ``sensitivity_batches(count)`` for :func:`mqat.sensitivity`;
+  ``evaluate(model, *, images=None, split="val") -> metrics`` (with ``"accuracy"``), the two
+  callables :func:`mqat.run_mqat` takes; ``images`` limits an epoch or a scoring to that many
+  images; ``split`` is ``"val"`` (every decision of a search) or ``"test"`` (the final report
+  only); ``steps_per_epoch(images=None)``: the optimizer steps of one such epoch;
+* ``loss_fn(model, batch)`` and ``sensitivity_batches(count)`` (validation batches, also used
+  to calibrate quantizers) for :func:`mqat.sensitivity` and :func:`mqat.calibrate`;
+  ``train_batches(count)``: un-augmented training batches for :func:`mqat.reestimate_bn`;
 * ``fingerprint()``: what determines the data and the model, for cache keys.
+
+Randomness (data order, augmentation) is drawn from torch's global generator, which the flow
+reseeds per stage from the trial's seed (:func:`mqat.seed_everything`).
 """
 from __future__ import annotations
 
@@ -27,9 +34,12 @@ class Task(Protocol):
     def build_model(self) -> nn.Module: ...
     def train_epoch(self, model: nn.Module, optimizer, on_step: Callable[[], None], *,
                     images: int | None = None) -> float: ...
-    def evaluate(self, model: nn.Module, *, images: int | None = None) -> dict[str, float]: ...
+    def evaluate(self, model: nn.Module, *, images: int | None = None,
+                 split: str = "val") -> dict[str, float]: ...
+    def steps_per_epoch(self, images: int | None = None) -> int: ...
     def loss_fn(self, model: nn.Module, batch: Any) -> Tensor: ...
     def sensitivity_batches(self, count: int) -> list: ...
+    def train_batches(self, count: int) -> list: ...
     def fingerprint(self) -> dict[str, Any]: ...
 
 

@@ -37,8 +37,15 @@ class TrialSetup:
     fp_state: dict[str, torch.Tensor]
     images_per_epoch: int | None = None
     stage_eval_images: int | None = 500
-    ema_warmup_steps: int = 50
+    calibration_batches: int = 8  # validation batches that calibrate each stage's quantizers
+    bn_batches: int = 8  # training batches that re-estimate BN statistics, where the trial asks
+    ema_warmup_fraction: float = 0.05  # of the steps a trial runs: the searched decay then matters
     faults: dict[int, str] | None = None  # trial number -> fault kind (``trainables.faults``)
+
+
+def ema_warmup_steps(task, setup: TrialSetup, epochs: int) -> int:
+    """The EMA warm-up in steps, a fixed fraction of the ``epochs`` a trial trains."""
+    return max(1, round(setup.ema_warmup_fraction * epochs * task.steps_per_epoch(setup.images_per_epoch)))
 
 
 def _threads_and_device() -> torch.device:
@@ -102,33 +109,34 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
         return
     device = _threads_and_device()
     task = _task(setup.task_name, setup.task_config, setup.cache_dir, str(device))
-    settings = trial_settings(config, task.module_map.names, ema_warmup_steps=setup.ema_warmup_steps)
+    modules = task.module_map.names
+    epochs = len(modules) * int(config["epochs_per_stage"])
+    settings = trial_settings(config, modules, ema_warmup_steps=ema_warmup_steps(task, setup, epochs))
     model = task.build_model()
     model.load_state_dict(setup.fp_state)
     context = tune.get_context()
     fault = fault_for(setup.faults or {}, Path(context.get_trial_dir()).name, context.get_trial_id())
     train_epoch = with_fault(functools.partial(task.train_epoch, images=setup.images_per_epoch), fault)
-    evaluate_stage = functools.partial(task.evaluate, images=setup.stage_eval_images)
-    pending: list[mqat.StageResult] = []
 
-    def on_state(state: mqat.FlowState) -> None:
-        result = pending.pop()
-        _report({**result.to_dict(), "final": False},
-                {STATE_FILE: lambda path: torch.save(vars(state), path)})
+    def on_stage(result: mqat.StageResult) -> None:
+        """Every stage is reported; a training stage with its state, so a retry resumes after it."""
+        state = result.state
+        files = {STATE_FILE: lambda path: torch.save(vars(state), path)} if state is not None else None
+        _report({**result.to_dict(), "final": False}, files)
 
     start = time.perf_counter()
     result = mqat.run_mqat(
         model, settings.plan, task.module_map, order=settings.order, train_epoch=train_epoch,
-        evaluate=task.evaluate, evaluate_stage=evaluate_stage,
+        evaluate=task.evaluate, evaluate_stage=functools.partial(task.evaluate, images=setup.stage_eval_images),
         epochs_per_stage=settings.epochs_per_stage, ema=settings.ema, qc=settings.qc,
-        optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr),
-        on_stage=pending.append, on_state=on_state, resume=resume)
-    for stage in pending:  # QC: a stage with no resumable state after it
-        _report({**stage.to_dict(), "final": False})
+        calibration_batches=task.sensitivity_batches(setup.calibration_batches),
+        bn_batches=task.train_batches(setup.bn_batches) if settings.bn else None,
+        seed=settings.seed, optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr),
+        on_stage=on_stage, resume=resume)
     size = mqat.model_size(result.model, settings.plan, task.module_map)
     final = {**{f"metric/{k}": v for k, v in result.metrics.items()}, **result.final,
              "stage": len(result.stages), "stage_name": "final", "compression": size.compression,
              "model_bytes": size.packed_bytes, "oscillating_fraction": result.stages[-1].oscillating_fraction,
-             "time_mqat_s": time.perf_counter() - start, "final": True}
+             "time_mqat_s": time.perf_counter() - start, "seed": settings.seed, "final": True}
     plan, module_map = settings.plan, task.module_map
     _report(final, {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)})

@@ -11,7 +11,7 @@ import yaml
 
 TINY = {
     "name": "tiny",
-    "task": {"name": "pose", "train_images": 64, "val_images": 32, "image_size": 64, "widths": [8, 16, 32, 64],
+    "task": {"name": "pose", "train_images": 64, "val_images": 32, "test_images": 32, "image_size": 64, "widths": [8, 16, 32, 64],
              "fpn_channels": 16, "keypoints": 6, "batch_size": 16},
     "pretrain": {"epochs": 1},
     "search": {"num_samples": 2, "max_concurrent": 2, "targets": [4, 8], "images_per_epoch": 32,

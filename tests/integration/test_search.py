@@ -25,7 +25,7 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
     # the ILP seeds (deduplicated: with random weights two targets may share a plan) run first
     by_start = sorted(result.rows, key=lambda r: int(Path(r["path"]).name.split("_")[3]))
     seeds = len(result.prepared.seeds)
-    assert seeds >= 1 and [r["seed"] for r in by_start] == [True] * seeds + [False] * (2 - seeds)
+    assert seeds >= 1 and [r["ilp_seed"] for r in by_start] == [True] * seeds + [False] * (2 - seeds)
     for r in result.rows:
         stages = [rep.get("stage_name", rep.get("name")) for rep in _reports(r["path"])]
         expected = r["order"].split(">") + (["qc"] if r["qc"] else []) + ["final"]
@@ -107,5 +107,5 @@ def test_random_search_baseline_runs_without_ilp_seeds(ray_session, tiny_config)
 
     config = tiny_config(search={"sampler": "random", "ilp_seeds": False})
     result = run_search(config, progress=False, log=lambda *_: None)
-    assert result.prepared.seeds == [] and not any(r["seed"] for r in result.rows)
+    assert result.prepared.seeds == [] and not any(r["ilp_seed"] for r in result.rows)
     assert len(result.rows) == 2 and all(r["status"] == "finished" for r in result.rows)

@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-TINY = {"name": "tiny", "task": {"name": "pose", "train_images": 64, "val_images": 16,
+TINY = {"name": "tiny", "task": {"name": "pose", "train_images": 64, "val_images": 16, "test_images": 16,
                                  "image_size": 64, "widths": [8, 16, 32, 64], "fpn_channels": 16, "keypoints": 6,
                                  "batch_size": 16},
         "pretrain": {"epochs": 1}}

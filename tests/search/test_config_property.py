@@ -17,15 +17,16 @@ from search.cli import main
 from tests.integration.conftest import TINY
 
 SECTIONS = ["task", "pretrain", "search", "space", "tracking"]
-KEYS = {"task": ["name", "source", "train_images", "val_images", "image_size", "occlusion", "bop_path",
+KEYS = {"task": ["name", "source", "train_images", "val_images", "test_images", "image_size", "occlusion", "bop_path",
                  "bop_object_id", "keypoints", "keypoint_kind", "widths", "depth", "fpn_channels",
                  "batch_size", "pnp", "pnp_threshold", "seed"],
-        "pretrain": ["epochs", "lr", "weight_decay", "checkpoint"],
+        "pretrain": ["epochs", "lr", "weight_decay", "checkpoint", "seed"],
         "search": ["method", "num_samples", "max_concurrent", "sampler", "seed", "targets",
                    "cpus_per_trial", "gpus_per_trial", "storage_path", "shared_storage", "max_failures",
-                   "images_per_epoch", "stage_eval_images", "sensitivity_batches", "reuse_actors",
+                   "images_per_epoch", "stage_eval_images", "sensitivity_batches", "calibration_batches",
+                   "bn_batches", "reuse_actors",
                    "pending_timeout_s"],
-        "space": ["modules", "order", "weight_bits", "act_bits", "ema", "ema_decay", "qc", "qc_lr", "lr",
+        "space": ["modules", "order", "weight_bits", "act_bits", "ema", "ema_decay", "qc", "qc_lr", "bn", "lr",
                   "epochs_per_stage"],
         "tracking": ["enabled", "uri", "experiment"]}
 

@@ -109,3 +109,39 @@ def test_seed_order_puts_the_module_the_plan_hurts_most_first():
     assert second["order"].split(">") == ["fpn", "head", "backbone"]
     (without,) = seed_points({8.0: plans[8.0]}, space)
     assert without["order"].split(">") == recommended_order(space.modules)
+
+
+def test_every_trial_gets_its_own_seed_from_the_search_seed():
+    import functools
+
+    from spaces import with_trial_seed
+
+    space = SpaceConfig(modules=MODULES)
+    study = optuna.create_study(directions=["maximize", "maximize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    seeded = functools.partial(with_trial_seed, space_function=functools.partial(define_space, space=space),
+                               seed=7)
+    seeds = []
+    for _ in range(4):
+        trial = study.ask()
+        fixed = seeded(trial)
+        config = {**trial.params, **fixed}
+        seeds.append(config["seed"])
+        assert trial_settings(config, MODULES).seed == config["seed"]
+    assert len(set(seeds)) == 4
+    again = optuna.create_study(directions=["maximize", "maximize"])
+    assert seeded(again.ask())["seed"] == seeds[0]  # the same number gives the same seed
+    other = functools.partial(with_trial_seed, space_function=lambda t: {}, seed=8)
+    assert other(again.ask())["seed"] != seeds[1]
+
+
+def test_bn_reestimation_is_a_switch_the_seeds_turn_on():
+    space = SpaceConfig(modules=MODULES)
+    (point,) = seed_points({8.0: mqat.BitPlan({"backbone": 4, "fpn": 4, "head": 4})}, space)
+    assert point["bn"] is True
+    configs = _sample(lambda t: define_space(t, space), n=30)
+    assert {c["bn"] for c in configs} == {True, False}
+    fixed = SpaceConfig(modules=MODULES, bn=False)
+    assert all(trial_settings(c, MODULES).bn is False for c in _sample(lambda t: define_space(t, fixed), n=5))
+    with pytest.raises(ValueError, match="space.bn must be"):
+        SpaceConfig(modules=MODULES, bn="sometimes")

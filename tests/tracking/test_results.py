@@ -8,7 +8,7 @@ CONFIG = {"order": "fpn>head>backbone", "bits_backbone": 4, "bits_fpn": 2, "bits
 
 def _metrics(acc, cf):
     return {"final": True, "accuracy": acc, "compression": cf, "model_bytes": 1000,
-            "metric/add_01d_se": 0.01, "metric/add_auc": acc / 2}
+            "metric/accuracy_se": 0.01, "metric/add_auc": acc / 2}
 
 
 def test_rows_have_the_fixed_fields_and_the_front_is_marked():
@@ -20,7 +20,7 @@ def test_rows_have_the_fixed_fields_and_the_front_is_marked():
     assert all(tuple(r) == FIELDS for r in rows)
     assert [r["pareto"] for r in rows] == [True, False, True, False]
     assert [r["status"] for r in rows] == ["finished", "finished", "finished", "failed"]
-    assert rows[3]["accuracy"] is None and rows[0]["seed"] and not rows[1]["seed"]
+    assert rows[3]["accuracy"] is None and rows[0]["ilp_seed"] and not rows[1]["ilp_seed"]
     assert json.loads(rows[0]["plan"])["weight_bits"] == {"backbone": 4, "fpn": 2, "head": 4}
     table = format_front(rows)
-    assert table.index("4.00x") < table.index("9.00x") and "(seed)" in table
+    assert table.index("4.00x") < table.index("9.00x") and "(ILP)" in table

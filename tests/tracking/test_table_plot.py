@@ -6,13 +6,14 @@ from tracking.table import SCHEMA, read_table, write_table
 
 #: The documented schema: changing it is a deliberate, visible act.
 DOCUMENTED = [
-    ("trial_id", "string"), ("status", "string"), ("error", "string"), ("seed", "bool"),
-    ("pareto", "bool"), ("accuracy", "double"), ("accuracy_se", "double"), ("add_auc", "double"),
+    ("trial_id", "string"), ("status", "string"), ("error", "string"), ("ilp_seed", "bool"),
+    ("seed", "int64"), ("pareto", "bool"), ("accuracy", "double"), ("accuracy_se", "double"),
+    ("test_accuracy", "double"), ("test_accuracy_se", "double"), ("add_auc", "double"),
     ("compression", "double"), ("model_bytes", "int64"), ("accuracy_raw", "double"),
-    ("accuracy_ema", "double"), ("accuracy_qc", "double"), ("oscillating_fraction", "double"),
-    ("order", "string"), ("plan", "string"), ("ema", "bool"), ("ema_decay", "double"),
-    ("qc", "bool"), ("qc_lr", "double"), ("lr", "double"), ("epochs_per_stage", "int64"),
-    ("path", "string"),
+    ("accuracy_ema", "double"), ("accuracy_bn", "double"), ("accuracy_qc", "double"),
+    ("oscillating_fraction", "double"), ("order", "string"), ("plan", "string"), ("ema", "bool"),
+    ("ema_decay", "double"), ("qc", "bool"), ("qc_lr", "double"), ("bn", "bool"), ("lr", "double"),
+    ("epochs_per_stage", "int64"), ("path", "string"),
 ]
 CONFIG = {"order": "fpn>head>backbone", "bits_backbone": 4, "bits_fpn": 2, "bits_head": 4,
           "act_bits": 8, "ema": False, "qc": True, "qc_lr": 1e-3, "lr": 1e-3, "epochs_per_stage": 1}
@@ -21,7 +22,7 @@ CONFIG = {"order": "fpn>head>backbone", "bits_backbone": 4, "bits_fpn": 2, "bits
 def _rows():
     def metrics(acc, cf):
         return {"final": True, "accuracy": acc, "compression": cf, "model_bytes": 10,
-                "metric/add_01d_se": 0.01}
+                "metric/accuracy_se": 0.01}
     return mark_front([row("a", CONFIG, metrics(0.5, 4.0), error=None, seeds=[CONFIG]),
                        row("b", CONFIG, metrics(0.3, 8.0), error=None),
                        row("c", CONFIG, metrics(0.2, 6.0), error=None),

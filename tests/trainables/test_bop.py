@@ -41,9 +41,10 @@ def test_pose_task_on_bop_data(bop_root):
     config = PoseConfig(source="bop", bop_path=str(root), bop_object_id=1, image_size=64,
                         keypoints=6, widths=(8, 16, 32, 64), fpn_channels=16, batch_size=4, bop_val_fraction=0.34)
     task = PoseTask(config, device="cpu", progress=False)
-    assert len(task.train_data) == 4 and len(task.val_data) == 2
+    assert len(task.train_data) == 3 and len(task.val_data) == 2 and len(task.data("test")) == 1
     metrics = task.evaluate(task.build_model())
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["images"] == 2
+    assert task.evaluate(task.build_model(), split="test")["images"] == 1
 
 
 def test_missing_path_and_unknown_object(bop_root, tmp_path):

@@ -15,7 +15,7 @@ def test_two_epochs_on_a_tiny_rendered_set_lower_the_loss(tiny_task):
         model.train()
         losses.append(tiny_task.train_epoch(model, optimizer, lambda: steps.append(1)))
     assert losses[-1] < losses[0]
-    assert len(steps) == 3 * tiny_task.steps_per_epoch
+    assert len(steps) == 3 * tiny_task.steps_per_epoch()
 
 
 def test_module_map_covers_the_network(tiny_task):
@@ -62,3 +62,27 @@ def test_registry_names_tasks():
     import pytest
     with pytest.raises(ValueError, match=r"unknown task 'segmentation'.*\['pose'\]"):
         get_task("segmentation")
+
+
+def test_validation_and_test_splits_are_disjoint_and_scored_apart(tiny_task):
+    import pytest
+
+    val, test = tiny_task.data("val"), tiny_task.data("test")
+    assert len(test) == 32 and not torch.equal(val.R, test.R)
+    model = tiny_task.build_model()
+    assert tiny_task.evaluate(model, split="test")["images"] == 32
+    with pytest.raises(ValueError, match="split must be one of"):
+        tiny_task.evaluate(model, split="train")
+
+
+def test_pretraining_is_fixed_by_its_seed(tiny_task):
+    from trainables.pretrain import train_fp
+
+    def trained(seed):
+        torch.manual_seed(1000 + seed)  # whatever ran before must not matter
+        model, _ = train_fp(tiny_task, PretrainConfig(epochs=1, lr=1e-3, seed=seed), progress=False)
+        return model.state_dict()
+
+    first, again, other = trained(0), trained(0), trained(1)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)

@@ -21,12 +21,14 @@ class PoseConfig:
     source: str = "rendered"
     train_images: int = 16000
     val_images: int = 2000
+    test_images: int = 2000
     image_size: int = 128
     occlusion: float = 0.3
     bop_path: str | None = None
     bop_object_id: int = 1
     bop_split: str = "test"
     bop_val_fraction: float = 0.2
+    bop_test_fraction: float = 0.2
     keypoints: int = 11
     keypoint_kind: str = "surface"
     widths: tuple[int, ...] = (16, 48, 128, 256)
@@ -40,7 +42,7 @@ class PoseConfig:
 
     def __post_init__(self) -> None:
         _choice("source", self.source, ("rendered", "bop"))
-        for name in ("train_images", "val_images", "keypoints", "depth", "fpn_channels", "batch_size"):
+        for name in ("train_images", "val_images", "test_images", "keypoints", "depth", "fpn_channels", "batch_size"):
             _positive_int(name, getattr(self, name))
         if len(self.widths) != 4 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
                                         for w in self.widths):
@@ -59,7 +61,11 @@ class PoseConfig:
         _choice("pnp", self.pnp, ("ransac", "iterative"))
         if not 0.0 <= self.occlusion <= 1.0:
             raise ValueError(f"task.occlusion must lie in [0, 1], but got {self.occlusion!r}")
-        if not 0.0 < self.bop_val_fraction < 1.0:
-            raise ValueError(f"task.bop_val_fraction must lie in (0, 1), but got {self.bop_val_fraction!r}")
+        for name in ("bop_val_fraction", "bop_test_fraction"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"task.{name} must lie in (0, 1), but got {getattr(self, name)!r}")
+        if self.bop_val_fraction + self.bop_test_fraction >= 1.0:
+            raise ValueError("task.bop_val_fraction + task.bop_test_fraction must leave images to "
+                             f"train on, but they add up to {self.bop_val_fraction + self.bop_test_fraction:g}")
         if self.source == "bop" and not self.bop_path:
             raise ValueError("task.bop_path is required when task.source is 'bop'")

@@ -47,6 +47,7 @@ def pose_metrics(points: Tensor, diameter: float, R_pred: Tensor, t_pred: Tensor
         "accuracy": p,
         "add_01d": p,
         "add_01d_se": math.sqrt(max(p * (1 - p), 1e-12) / n),
+        "accuracy_se": math.sqrt(max(p * (1 - p), 1e-12) / n),  # the generic name of the above
         "adds_01d": float((adds < threshold).float().mean()),
         "add_auc": float((1 - add / threshold).clamp(min=0).mean()),
         "rot_err_deg_median": float(rotation_error_deg(R_pred, R).median()),

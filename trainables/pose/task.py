@@ -34,11 +34,18 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+SPLITS = ("val", "test")
+
+
 class PoseTask:
     """Satellite pose estimation from keypoints; see :class:`PoseConfig` for its settings.
 
     Data are built lazily (rendered once and cached under ``cache_dir``), so a task can be
-    created and checked cheaply on the driver.
+    created and checked cheaply on the driver. Three disjoint splits: train (fine-tuning),
+    val (every decision of a search) and test (only the final report).
+
+    Data order and augmentation draw from torch's global generator, so whoever seeds it
+    (:func:`mqat.seed_everything`, per pretraining and per stage of a trial) fixes them.
     """
 
     def __init__(self, config: PoseConfig, *, cache_dir: str | Path = "data", device: str = "auto",
@@ -49,7 +56,6 @@ class PoseTask:
         self.progress = progress
         self.module_map = mqat.ModuleMap(MODULE_MAP)
         self.render_seconds = 0.0
-        self._generator = torch.Generator().manual_seed(config.seed)
         if config.source == "bop":
             check_bop(self._bop_spec())
 
@@ -65,35 +71,46 @@ class PoseTask:
             return load_bop_object(self._bop_spec(), keypoints=c.keypoints, keypoint_kind=c.keypoint_kind)
         return satellite(keypoints=c.keypoints, keypoint_kind=c.keypoint_kind)
 
-    def _render_specs(self) -> tuple[RenderSpec, RenderSpec]:
+    def _render_spec(self, split: str) -> RenderSpec:
+        """Disjoint seeds per split (train 3s, val 3s+1, test 3s+2): no image is in two splits."""
         c = self.config
-        train = RenderSpec(c.train_images, seed=2 * c.seed, size=c.image_size, occlusion=c.occlusion)
-        val = RenderSpec(c.val_images, seed=2 * c.seed + 1, size=c.image_size, occlusion=c.occlusion)
-        return train, val
+        index = ("train", "val", "test").index(split)
+        count = (c.train_images, c.val_images, c.test_images)[index]
+        return RenderSpec(count, seed=3 * c.seed + index, size=c.image_size, occlusion=c.occlusion)
 
     @cached_property
-    def _datasets(self) -> tuple[PoseData, PoseData]:
-        start = time.perf_counter()
+    def _bop_splits(self) -> dict[str, PoseData]:
         c = self.config
-        if c.source == "bop":
-            data = load_bop(self._bop_spec(), self.object, spans=RenderSpec(1, 0).spans)
-            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(c.seed))
-            n_val = max(1, int(round(len(data) * c.bop_val_fraction)))
-            out = data.subset(order[n_val:]), data.subset(order[:n_val])
-        else:
-            train_spec, val_spec = self._render_specs()
-            out = (cached_render(train_spec, self.cache_dir, progress=self.progress, desc="rendering train"),
-                   cached_render(val_spec, self.cache_dir, progress=self.progress, desc="rendering val"))
-        self.render_seconds = time.perf_counter() - start
-        return out
+        data = load_bop(self._bop_spec(), self.object, spans=RenderSpec(1, 0).spans)
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(c.seed))
+        n_val = max(1, int(round(len(data) * c.bop_val_fraction)))
+        n_test = max(1, int(round(len(data) * c.bop_test_fraction)))
+        return {"val": data.subset(order[:n_val]), "test": data.subset(order[n_val:n_val + n_test]),
+                "train": data.subset(order[n_val + n_test:])}
+
+    def data(self, split: str) -> PoseData:
+        """The images of ``split`` ('train', 'val' or 'test'), rendered or read on first use."""
+        if split not in self._cache:
+            start = time.perf_counter()
+            if self.config.source == "bop":
+                self._cache[split] = self._bop_splits[split]
+            else:
+                self._cache[split] = cached_render(self._render_spec(split), self.cache_dir,
+                                                   progress=self.progress, desc=f"rendering {split}")
+            self.render_seconds += time.perf_counter() - start
+        return self._cache[split]
+
+    @cached_property
+    def _cache(self) -> dict[str, PoseData]:
+        return {}
 
     @property
     def train_data(self) -> PoseData:
-        return self._datasets[0]
+        return self.data("train")
 
     @property
     def val_data(self) -> PoseData:
-        return self._datasets[1]
+        return self.data("val")
 
     @cached_property
     def _keypoints3d(self) -> Tensor:
@@ -119,9 +136,10 @@ class PoseTask:
     def fingerprint(self) -> dict[str, Any]:
         return {"task": "pose", "config": asdict(self.config)}
 
-    @property
-    def steps_per_epoch(self) -> int:
-        return -(-len(self.train_data) // self.config.batch_size)
+    def steps_per_epoch(self, images: int | None = None) -> int:
+        """Optimizer steps in one ``train_epoch`` (over ``images`` of the training set, or all)."""
+        count = len(self.train_data) if images is None else min(images, len(self.train_data))
+        return -(-count // self.config.batch_size)
 
     # ---- training ---------------------------------------------------------------------
     def train_batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
@@ -130,13 +148,13 @@ class PoseTask:
         x = self._inputs(data.images[index])
         kps = self.keypoints2d(data, index).to(self.device)
         if self.config.roll_augment:
-            x, kps = roll(x, kps, random_angles(len(index), self._generator).to(self.device))
-        x = jitter(x, self._generator)
+            x, kps = roll(x, kps, random_angles(len(index)).to(self.device))
+        x = jitter(x)
         return self._normalise(x).contiguous(memory_format=torch.channels_last), kps
 
     def train_epoch(self, model: nn.Module, optimizer, on_step, *, images: int | None = None) -> float:
         """One pass over the training set (or a random ``images`` of it); returns the mean loss."""
-        order = torch.randperm(len(self.train_data), generator=self._generator)[:images]
+        order = torch.randperm(len(self.train_data))[:images]
         total, count = 0.0, 0
         for index in order.split(self.config.batch_size):
             x, kps = self.train_batch(index)
@@ -153,8 +171,15 @@ class PoseTask:
         return pose_loss(model(batch[0]), batch[1])
 
     def sensitivity_batches(self, count: int = 4) -> list[tuple[Tensor, Tensor]]:
-        """Un-augmented validation batches with their keypoints (for sensitivity)."""
-        data, bs = self.val_data, self.config.batch_size * 2
+        """Un-augmented validation batches with their keypoints (sensitivity, calibration)."""
+        return self._plain_batches(self.val_data, count)
+
+    def train_batches(self, count: int = 8) -> list[tuple[Tensor, Tensor]]:
+        """Un-augmented training batches with their keypoints (BN re-estimation)."""
+        return self._plain_batches(self.train_data, count)
+
+    def _plain_batches(self, data: PoseData, count: int) -> list[tuple[Tensor, Tensor]]:
+        bs = self.config.batch_size * 2
         out = []
         for start in range(0, min(len(data), count * bs), bs):
             index = torch.arange(start, min(start + bs, len(data)))
@@ -184,12 +209,15 @@ class PoseTask:
         return (torch.tensor(np.array(Rs), dtype=torch.float32),
                 torch.tensor(np.array(ts), dtype=torch.float32))
 
-    def evaluate(self, model: nn.Module, *, images: int | None = None) -> dict[str, float]:
-        """ADD-0.1d on the validation set (``accuracy``) with the metrics beside it.
+    def evaluate(self, model: nn.Module, *, images: int | None = None, split: str = "val") -> dict[str, float]:
+        """ADD-0.1d on the validation (or test) split (``accuracy``) with the metrics beside it.
 
-        ``images`` scores only the first images of the set: cheaper, for progress reports.
+        ``images`` scores only the first images of the split: cheaper, for progress reports.
         """
-        data = self.val_data if images is None else self.val_data.subset(slice(0, images))
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, but got {split!r}")
+        data = self.data(split)
+        data = data if images is None else data.subset(slice(0, images))
         kps = self.predict_keypoints(model, data)
         start = time.perf_counter()
         R_pred, t_pred = self.solve_poses(kps, data)

@@ -1,0 +1,235 @@
+"""5. Fidelity: do the papers' claims hold here? Each arm trained with several seeds at an equal
+fine-tuning budget and scored on the held-out test split, mean and spread side by side.
+
+The arms (on the quickstart's cached FP model; ``--quick``: the tiny task):
+* FP; PTQ (calibration only) against QAT at W8A8 and W4A8;
+* gradated orders (sensitive module first, the paper's fpn>head>backbone) against joint
+  training at 4-4-4 and 4-2-4, and a 2-bit FPN quantized first against last;
+* LSQ against EMA, QC, EMA+QC and BN re-estimation at uniform 4 and 3 bits. EMA only watches
+  training, so LSQ and EMA (and the post-training fixes) come from the same runs: a paired
+  comparison, as the papers make it.
+
+A claim is *reproduced* when the mean difference exceeds twice its standard error (over the
+seeds, paired where the runs are shared), *not reproduced* when it is that far the other way,
+and *within noise* otherwise.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import os
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from .timing import row
+
+SECTION = "fidelity"
+BACKBONE, FPN, HEAD = "backbone", "fpn", "head"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One trained configuration: bits (backbone, fpn, head), order (None: joint), finalisers."""
+
+    name: str
+    bits: tuple[int, int, int]
+    order: str | None = None  # "sensitive", "paper", "fpn-last" or None (joint)
+    act_bits: int = 8
+    fixes: bool = False  # also score BN re-estimation, QC and EMA+QC from the same run
+
+
+ARMS = (
+    Arm("W8A8 QAT", (8, 8, 8)),
+    Arm("4-4-4 joint", (4, 4, 4), fixes=True),
+    Arm("4-4-4 sensitive-first", (4, 4, 4), "sensitive"),
+    Arm("4-4-4 fpn>head>backbone", (4, 4, 4), "paper"),
+    Arm("4-2-4 joint", (4, 2, 4)),
+    Arm("4-2-4 sensitive-first", (4, 2, 4), "sensitive"),
+    Arm("4-2-4 fpn>head>backbone (2-bit FPN first)", (4, 2, 4), "paper"),
+    Arm("4-2-4 head>backbone>fpn (2-bit FPN last)", (4, 2, 4), "fpn-last"),
+    Arm("3-3-3 joint", (3, 3, 3), fixes=True),
+)
+ORDERS = {"paper": [FPN, HEAD, BACKBONE], "fpn-last": [HEAD, BACKBONE, FPN]}
+
+
+@functools.lru_cache(maxsize=1)
+def _context(quick: bool):
+    """The task, its FP weights and sensitivity table, built once per worker process."""
+    from search.config import config_from_dict
+    from search.prepare import check, prepare
+
+    from . import searches
+
+    data = searches.base_config(quick, cheap=False)  # the quickstart's own budget
+    config = config_from_dict({**data, "tracking": {"enabled": False}})
+    prepared = prepare(config, check(config, progress=False), progress=False, log=lambda *_: None)
+    return config, prepared
+
+
+def _plan(bits, act_bits):
+    import mqat
+
+    return mqat.BitPlan({BACKBONE: bits[0], FPN: bits[1], HEAD: bits[2]}, act_bits=act_bits)
+
+
+def _order(arm: Arm, plan, table):
+    from spaces.seeds import sensitive_first
+
+    if arm.order is None:
+        return None
+    return sensitive_first(plan, table) if arm.order == "sensitive" else ORDERS[arm.order]
+
+
+def _score(task, model) -> float:
+    return task.evaluate(model, split="test")["accuracy"]
+
+
+def _trained(quick: bool, arm: Arm, seed: int) -> dict[str, float]:
+    """One run of an arm: the test accuracy of every model it yields."""
+    import torch
+
+    import mqat
+
+    torch.set_num_threads(1)
+    config, prepared = _context(quick)
+    task = prepared.checked.task
+    search = config.search
+    model = task.build_model()
+    model.load_state_dict(prepared.fp_state)
+    plan = _plan(arm.bits, arm.act_bits)
+    epochs = 3  # one epoch per module: the joint arm gets the same budget in one stage
+    steps = epochs * task.steps_per_epoch(search.images_per_epoch)
+    calibration = task.sensitivity_batches(search.sensitivity_batches * 2)
+    result = mqat.run_mqat(
+        model, plan, task.module_map, order=_order(arm, plan, prepared.table),
+        train_epoch=functools.partial(task.train_epoch, images=search.images_per_epoch),
+        evaluate=lambda m: {"accuracy": 0.0},  # scored below, on the test split
+        ema=mqat.EMAConfig(decay=0.99, warmup_steps=max(1, round(0.05 * steps))),
+        calibration_batches=calibration, seed=seed,
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3))
+    raw, ema = model, result.model
+    out = {"LSQ": _score(task, raw), "EMA": _score(task, ema)}
+    if arm.fixes:
+        bn_batches = task.train_batches(8)
+        out["BN"] = _score(task, mqat.reestimate_bn(copy.deepcopy(raw), bn_batches))
+        out["EMA+BN"] = _score(task, mqat.reestimate_bn(copy.deepcopy(ema), bn_batches))
+        for name, start in (("QC", raw), ("EMA+QC", ema)):
+            mqat.seed_everything(mqat.derive_seed(seed, 99))
+            out[name] = _qc_score(task, copy.deepcopy(start), plan, search.images_per_epoch)
+    return out
+
+
+def _qc_score(task, model, plan, images) -> float:
+    import torch
+
+    import mqat
+    from mqat._qc import clamp_qc, frozen
+
+    params = mqat.add_qc(model)
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    with frozen(model, params):
+        task.train_epoch(model, optimizer, lambda: clamp_qc(model), images=images)
+    mqat.fold_qc(model)
+    return _score(task, model)
+
+
+def _ptq(quick: bool, bits: int, seed: int) -> float:
+    """Calibration only, no training."""
+    import torch
+
+    import mqat
+
+    torch.set_num_threads(1)
+    config, prepared = _context(quick)
+    task = prepared.checked.task
+    model = task.build_model()
+    model.load_state_dict(prepared.fp_state)
+    mqat.quantize_(model, _plan((bits,) * 3, 8), task.module_map)
+    mqat.calibrate(model, task.sensitivity_batches(config.search.sensitivity_batches * 2), seed=seed)
+    return _score(task, model)
+
+
+def _fp(quick: bool) -> float:
+    config, prepared = _context(quick)
+    model = prepared.checked.task.build_model()
+    model.load_state_dict(prepared.fp_state)
+    return _score(prepared.checked.task, model)
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def verdict(a: list[float], b: list[float], *, paired: bool) -> str:
+    """Whether ``a`` beats ``b``: the mean difference against twice its standard error."""
+    if paired:
+        diffs = [x - y for x, y in zip(a, b)]
+        mean, sd = _stats(diffs)
+        se = sd / math.sqrt(len(diffs))
+    else:
+        mean = statistics.mean(a) - statistics.mean(b)
+        se = math.sqrt(_stats(a)[1] ** 2 / len(a) + _stats(b)[1] ** 2 / len(b))
+    if mean > 2 * se:
+        return "reproduced"
+    if mean < -2 * se:
+        return "not reproduced"
+    return "within noise"
+
+
+#: (claim, arm A, model of A, arm B, model of B): "A beats (or matches) B".
+CLAIMS = (
+    ("QAT beats PTQ at W8A8", "W8A8 QAT", "EMA", "PTQ W8A8", None),
+    ("QAT beats PTQ at W4A8", "4-4-4 joint", "EMA", "PTQ W4A8", None),
+    ("gradated (fpn>head>backbone) beats joint at 4-4-4", "4-4-4 fpn>head>backbone", "EMA", "4-4-4 joint", "EMA"),
+    ("gradated (sensitive first) beats joint at 4-4-4", "4-4-4 sensitive-first", "EMA", "4-4-4 joint", "EMA"),
+    ("gradated (fpn>head>backbone) beats joint at 4-2-4", "4-2-4 fpn>head>backbone (2-bit FPN first)", "EMA",
+     "4-2-4 joint", "EMA"),
+    ("gradated (sensitive first) beats joint at 4-2-4", "4-2-4 sensitive-first", "EMA", "4-2-4 joint", "EMA"),
+    ("a 2-bit FPN quantized first beats last", "4-2-4 fpn>head>backbone (2-bit FPN first)", "EMA",
+     "4-2-4 head>backbone>fpn (2-bit FPN last)", "EMA"),
+    ("EMA beats LSQ at 4 bits", "4-4-4 joint", "EMA", "4-4-4 joint", "LSQ"),
+    ("EMA+QC beats LSQ at 4 bits", "4-4-4 joint", "EMA+QC", "4-4-4 joint", "LSQ"),
+    ("EMA+QC beats EMA at 4 bits", "4-4-4 joint", "EMA+QC", "4-4-4 joint", "EMA"),
+    ("QC beats BN re-estimation at 4 bits", "4-4-4 joint", "QC", "4-4-4 joint", "BN"),
+    ("EMA beats LSQ at 3 bits", "3-3-3 joint", "EMA", "3-3-3 joint", "LSQ"),
+    ("EMA+QC beats LSQ at 3 bits", "3-3-3 joint", "EMA+QC", "3-3-3 joint", "LSQ"),
+    ("EMA+QC beats EMA at 3 bits", "3-3-3 joint", "EMA+QC", "3-3-3 joint", "EMA"),
+    ("QC beats BN re-estimation at 3 bits", "3-3-3 joint", "QC", "3-3-3 joint", "BN"),
+    ("gradated with a 2-bit FPN first matches FP (within 2 SE)", "4-2-4 fpn>head>backbone (2-bit FPN first)",
+     "EMA", "FP", None),
+)
+
+
+def run(quick: bool = False) -> list[dict]:
+    seeds = [0, 1] if quick else [0, 1, 2]
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers) as pool:
+        fp = pool.submit(_fp, quick).result()  # prepares (and caches) FP weights and sensitivity
+        ptq = {bits: [pool.submit(_ptq, quick, bits, s) for s in seeds] for bits in (8, 4)}
+        runs = {arm.name: [pool.submit(_trained, quick, arm, s) for s in seeds] for arm in ARMS}
+        scores = {f"PTQ W{bits}A8": {None: [f.result() for f in futures]} for bits, futures in ptq.items()}
+        for name, futures in runs.items():
+            results = [f.result() for f in futures]
+            scores[name] = {model: [r[model] for r in results] for model in results[0]}
+    scores["FP"] = {None: [fp] * len(seeds)}
+    rows = [row(SECTION, "FP (test split)", fp, note="full precision")]
+    for name, by_model in scores.items():
+        if name == "FP":
+            continue
+        for model, values in by_model.items():
+            mean, spread = _stats(values)
+            label = name if model is None else f"{name}: {model}"
+            rows.append(row(SECTION, label, mean, ratio=mean / fp if fp else None, spread=spread,
+                            values=[round(v, 4) for v in values], note=f"{len(values)} seeds, x FP"))
+    for claim, arm_a, model_a, arm_b, model_b in CLAIMS:
+        a, b = scores[arm_a][model_a], scores[arm_b][model_b]
+        if arm_b == "FP":  # "matches": not worse than FP by more than twice the spread
+            mean_a, sd_a = _stats(a)
+            result = "reproduced" if mean_a >= b[0] - 2 * sd_a / math.sqrt(len(a)) else "not reproduced"
+        else:
+            result = verdict(a, b, paired=arm_a == arm_b)
+        diff = statistics.mean(a) - statistics.mean(b)
+        rows.append(row(SECTION, f"claim: {claim}", diff, note=result))
+    return rows
