@@ -243,7 +243,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from ray.tune.search.optuna import OptunaSearch
 
     from tracking.plot import plot_front
-    from tracking.report import save_search_info
+    from tracking.report import save_search_info, save_test_scores
     from tracking.results import collect
     from tracking.table import write_table
 
@@ -285,6 +285,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     grid = tuner.fit()
     rows = collect(grid, prepared.seeds)
     score_front_on_test(grid, rows, checked.task, log=log)
+    save_test_scores(path, rows)
     if config.tracking.enabled:
         _tracker(config, prepared, path, location).log_test(rows)
     if storage.is_uri(location):  # Tune names trials by their path in the bucket: give the URI

@@ -10,10 +10,11 @@ from .plot import plot_front
 from .results import mark_front, row
 from .table import write_table
 
-SEEDS_FILE, FP_FILE = "seeds.json", "fp_metrics.json"
+SEEDS_FILE, FP_FILE, TEST_FILE = "seeds.json", "fp_metrics.json", "test_scores.json"
 TABLE_FILE, PLOT_FILE = "trials.parquet", "pareto.png"
 #: The files the driver writes into a search beside Tune's (copied up to an object store).
-DRIVER_FILES = (SEEDS_FILE, FP_FILE, TABLE_FILE, PLOT_FILE)
+DRIVER_FILES = (SEEDS_FILE, FP_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE)
+TEST_FIELDS = ("test_accuracy", "test_accuracy_se")
 
 
 def save_search_info(path: Path, seeds: list[dict[str, Any]], fp_metrics: dict[str, Any]) -> None:
@@ -21,6 +22,12 @@ def save_search_info(path: Path, seeds: list[dict[str, Any]], fp_metrics: dict[s
     path.mkdir(parents=True, exist_ok=True)
     (path / SEEDS_FILE).write_text(json.dumps(seeds))
     (path / FP_FILE).write_text(json.dumps(fp_metrics))
+
+
+def save_test_scores(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The front's held-out test scores by trial id (Tune's files do not hold them)."""
+    scores = {r["trial_id"]: {k: r[k] for k in TEST_FIELDS} for r in rows if r.get("test_accuracy") is not None}
+    (path / TEST_FILE).write_text(json.dumps(scores))
 
 
 def _last_report(trial_dir: Path) -> dict[str, Any]:
@@ -45,6 +52,9 @@ def rows_from_experiment(path: Path, where: Callable[[str], str] | None = None) 
         trial_id = last.get("trial_id") or trial_dir.name.split("_")[2]
         rows.append(row(trial_id, config, last, error=error if not last.get("final") else None,
                         seeds=seeds, path=where(trial_dir.name) if where else str(trial_dir)))
+    tests = json.loads((path / TEST_FILE).read_text()) if (path / TEST_FILE).is_file() else {}
+    for r in rows:
+        r.update(tests.get(r["trial_id"], {}))
     return mark_front(rows)
 
 
@@ -79,5 +89,5 @@ def report(path: Path, where: Callable[[str], str] | None = None) -> list[dict[s
         raise ValueError(f"{path} holds no trials")
     fp = json.loads((path / FP_FILE).read_text()) if (path / FP_FILE).is_file() else {}
     write_table(rows, path / TABLE_FILE)
-    plot_front(rows, path / PLOT_FILE, fp_accuracy=fp.get("accuracy"))
+    plot_front(rows, path / PLOT_FILE, fp_accuracy=fp.get("accuracy"), fp_test_accuracy=fp.get("test_accuracy"))
     return rows

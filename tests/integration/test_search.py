@@ -58,6 +58,13 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
     assert "hypervolume" in parents[0].data.metrics
     for r in children:
         assert {"accuracy", "compression"} <= set(r.data.metrics)
+    # the front, and only the front, is scored on the held-out test split; each trial has a seed
+    for r in table:
+        assert (r["test_accuracy"] is not None) == r["pareto"], r
+    assert len({r["seed"] for r in table}) == 2 and all(isinstance(r["seed"], int) for r in table)
+    front_children = [r for r in children if r.data.tags.get("pareto") == "true"]
+    assert front_children and all("test_accuracy" in r.data.metrics for r in front_children)
+    assert any(line.startswith("scored the") and "test split" in line for line in log)
         history = client.get_metric_history(r.info.run_id, "compression")
         assert len(history) == len(_reports(next(x["path"] for x in result.rows
                                                  if x["trial_id"] == r.data.tags["trial_id"])))
