@@ -105,17 +105,19 @@ def format_pretrain(result, task) -> str:
     m = result.metrics
     if m.get("source") == "checkpoint":
         return f"using the configured checkpoint {result.checkpoint}"
-    bins = " / ".join(f"{b} {m[f'add_01d_{b}']:.3f}" for b in ("near", "medium", "far")
-                      if f"add_01d_{b}" in m)
+    # a symmetric object is ranked by ADD-S, so its headline and bins are ADD-S (ADD beside them)
+    adds = bool(m.get("accuracy_is_adds"))
+    key, name, other = ("adds_01d", "ADD-S-0.1d", "add_01d") if adds else ("add_01d", "ADD-0.1d", "adds_01d")
+    bins = " / ".join(f"{b} {m[f'{key}_{b}']:.3f}" for b in ("near", "medium", "far") if f"{key}_{b}" in m)
     lines = [
-        f"FP model: ADD-0.1d {m['accuracy']:.3f} +- {m['add_01d_se']:.3f} (standard error, "
+        f"FP model: {name} {m['accuracy']:.3f} +- {m['accuracy_se']:.3f} (standard error, "
         f"{int(m['images'])} validation images); {bins}",
-        f"          ADD-S-0.1d {m['adds_01d']:.3f}, ADD AUC(0.1d) {m['add_auc']:.3f}, median errors "
+        f"          {'ADD-0.1d' if adds else 'ADD-S-0.1d'} {m[other]:.3f}, ADD AUC(0.1d) {m['add_auc']:.3f}, median errors "
         f"{m['rot_err_deg_median']:.1f} deg / {m['trans_err_cm_median']:.1f} cm, keypoints "
         f"{m['kp_err_px']:.2f} px",
     ]
     if m.get("baseline_accuracy") is not None:
-        lines.append(f"mean-pose baseline: ADD-0.1d {m['baseline_accuracy']:.3f}")
+        lines.append(f"mean-pose baseline: {name} {m['baseline_accuracy']:.3f}")
     timing = f"data {m['data_seconds']:.0f} s, training {m['train_seconds']:.0f} s"
     lines.append(f"checkpoint: {result.checkpoint} ({'cached' if result.cached else timing})")
     return "\n".join(lines)

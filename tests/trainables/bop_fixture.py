@@ -16,8 +16,11 @@ from trainables.pose.satellite import satellite, satellite_mesh
 SIZE = 192
 
 
-def write_bop(root: Path, *, images: int = 6, object_id: int = 1) -> dict:
-    """A scene of ``images`` views; a white dot marks the projected object origin in each."""
+def write_bop(root: Path, *, images: int = 6, object_id: int = 1, symmetric: bool = False) -> dict:
+    """A scene of ``images`` views; a white dot marks the projected object origin in each.
+
+    ``symmetric`` declares the object symmetric about z in ``models_info.json``, as BOP does.
+    """
     g = torch.Generator().manual_seed(0)
     K = torch.tensor([[210.0, 0.0, 101.0], [0.0, 210.0, 89.0], [0.0, 0.0, 1.0]])  # i + 0.5 centres
     R = random_rotations(images, g)
@@ -31,8 +34,11 @@ def write_bop(root: Path, *, images: int = 6, object_id: int = 1) -> dict:
     vertices, faces = satellite_mesh()
     write_ply(root / "models" / f"obj_{object_id:06d}.ply", vertices * 1000, faces)
     diameter_mm = satellite().diameter * 1000
+    info = {"diameter": diameter_mm}
+    if symmetric:
+        info["symmetries_continuous"] = [{"axis": [0, 0, 1], "offset": [0, 0, 0]}]
     (root / "models" / "models_info.json").write_text(json.dumps(
-        {str(object_id): {"diameter": diameter_mm}, "5": {"diameter": 100.0}}))
+        {str(object_id): info, "5": {"diameter": 100.0}}))
     K_cv = K.clone()
     K_cv[:2, 2] -= 0.5  # BOP files use OpenCV's convention: pixel centres at integers
     gt, cam = {}, {}

@@ -47,6 +47,21 @@ def test_pose_task_on_bop_data(bop_root):
     assert task.evaluate(task.build_model(), split="test")["images"] == 1
 
 
+def test_a_symmetric_bop_object_is_scored_with_adds(tmp_path):
+    write_bop(tmp_path, symmetric=True)
+    config = PoseConfig(source="bop", bop_path=str(tmp_path), bop_object_id=1, image_size=64,
+                        keypoints=6, widths=(8, 16, 32, 64), fpn_channels=16, batch_size=4, bop_val_fraction=0.34)
+    task = PoseTask(config, device="cpu", progress=False)
+    assert task.object.symmetric
+    data = task.val_data
+    # shifted by 0.15 d along x: ADD is exactly 0.15 d (wrong), while the points slide along
+    # the object's faces, so the nearest true points stay close (ADD-S right)
+    shift = torch.tensor([0.15 * task.object.diameter, 0.0, 0.0])
+    m = task._score(data.R, data.t + shift, data)
+    assert m["add_01d"] == 0.0 and m["adds_01d"] == 1.0
+    assert m["accuracy"] == 1.0 and m["accuracy_is_adds"] == 1.0
+
+
 def test_missing_path_and_unknown_object(bop_root, tmp_path):
     root, _ = bop_root
     with pytest.raises(ValueError, match="does not exist"):

@@ -65,6 +65,27 @@ def test_pose_metrics_threshold_bins_and_auc():
     assert m["add_01d_se"] == pytest.approx(math.sqrt(0.25 / 4))
 
 
+def test_a_symmetric_object_is_ranked_by_adds():
+    # a ring about z: a pose turned about z looks the same, so ADD-S counts it right, ADD wrong
+    angles = torch.linspace(0, 2 * math.pi, 361)[:-1]
+    points = torch.stack([0.1 * angles.cos(), 0.1 * angles.sin(), torch.zeros(360)], 1)
+    d = 0.2
+    R = torch.eye(3).expand(2, 3, 3)
+    turn = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90 deg about z
+    R_pred = torch.stack([turn, torch.eye(3)])
+    t = torch.tensor([[0.0, 0.0, 0.7]]).expand(2, 3)
+    t_pred = t + torch.tensor([[0.0, 0.0, 0.0], [0.5 * d, 0.0, 0.0]])   # 2nd: truly wrong
+    bins = torch.tensor([0, 1])
+    m = pose_metrics(points, d, R_pred, t_pred, R, t, bins, symmetric=True)
+    assert m["add_01d"] == 0.0 and m["adds_01d"] == 0.5
+    assert m["accuracy"] == 0.5 and m["accuracy_is_adds"] == 1.0
+    assert m["accuracy_se"] == pytest.approx(m["adds_01d_se"]) and m["accuracy_auc"] == m["adds_auc"]
+    assert m["adds_01d_near"] == 1.0 and m["add_01d_near"] == 0.0
+    plain = pose_metrics(points, d, R_pred, t_pred, R, t, bins)
+    assert plain["accuracy"] == 0.0 and plain["accuracy_is_adds"] == 0.0
+    assert plain["accuracy_auc"] == plain["add_auc"] and plain["adds_01d"] == 0.5
+
+
 def test_mean_pose_is_a_rotation():
     R = random_rotations(50, torch.Generator().manual_seed(0))
     mean_R, _ = mean_pose(R, torch.zeros(50, 3))

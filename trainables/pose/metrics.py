@@ -29,35 +29,47 @@ def adds_error(points: Tensor, R_pred: Tensor, t_pred: Tensor, R: Tensor, t: Ten
     return torch.cat(out)
 
 
+def _rate(correct: Tensor) -> tuple[float, float]:
+    """The fraction of ``correct`` and its binomial standard error."""
+    p = float(correct.mean())
+    return p, math.sqrt(max(p * (1 - p), 1e-12) / correct.numel())
+
+
 def pose_metrics(points: Tensor, diameter: float, R_pred: Tensor, t_pred: Tensor, R: Tensor,
-                 t: Tensor, bins: Tensor) -> dict[str, float]:
-    """ADD-0.1d (``accuracy``) with its standard error, per bin, ADD-S, AUC and pose errors.
+                 t: Tensor, bins: Tensor, *, symmetric: bool = False) -> dict[str, float]:
+    """ADD-0.1d and ADD-S-0.1d with standard errors, per bin, their AUCs and pose errors.
+
+    ``accuracy`` is ADD-0.1d, or ADD-S-0.1d for a ``symmetric`` object: its poses related by a
+    symmetry look alike, so ADD would count a correct estimate as wrong (the MQAT paper and
+    BOP's LINEMOD protocol score symmetric objects with ADD-S). ``accuracy_is_adds`` records
+    which (1.0: ADD-S), ``accuracy_se`` and ``accuracy_auc`` follow the same choice.
 
     ``add_auc`` is the area under the ADD accuracy curve for thresholds up to 0.1 d, i.e. the
     mean of ``max(0, 1 - ADD / 0.1 d)``: it moves with small improvements that ADD-0.1d, a
     threshold count, only registers when a pose crosses the line.
     """
     threshold = 0.1 * diameter
-    add = add_error(points, R_pred, t_pred, R, t)
-    adds = adds_error(points[:300], R_pred, t_pred, R, t)
-    correct = (add < threshold).float()
-    n = correct.numel()
-    p = float(correct.mean())
-    out = {
-        "accuracy": p,
-        "add_01d": p,
-        "add_01d_se": math.sqrt(max(p * (1 - p), 1e-12) / n),
-        "accuracy_se": math.sqrt(max(p * (1 - p), 1e-12) / n),  # the generic name of the above
-        "adds_01d": float((adds < threshold).float().mean()),
-        "add_auc": float((1 - add / threshold).clamp(min=0).mean()),
+    errors = {"add": add_error(points, R_pred, t_pred, R, t),
+              "adds": adds_error(points[:300], R_pred, t_pred, R, t)}
+    out: dict[str, float] = {}
+    for name, error in errors.items():
+        correct = (error < threshold).float()
+        out[f"{name}_01d"], out[f"{name}_01d_se"] = _rate(correct)
+        out[f"{name}_auc"] = float((1 - error / threshold).clamp(min=0).mean())
+        for index, bin_name in enumerate(BIN_NAMES):
+            mask = bins == index
+            if mask.any():
+                out[f"{name}_01d_{bin_name}"] = float(correct[mask].mean())
+    headline = "adds" if symmetric else "add"
+    out.update({
+        "accuracy": out[f"{headline}_01d"],
+        "accuracy_se": out[f"{headline}_01d_se"],  # the generic names of the headline's figures
+        "accuracy_auc": out[f"{headline}_auc"],
+        "accuracy_is_adds": float(symmetric),
         "rot_err_deg_median": float(rotation_error_deg(R_pred, R).median()),
         "trans_err_cm_median": float((t_pred - t).norm(dim=-1).median() * 100),
-        "images": float(n),
-    }
-    for index, name in enumerate(BIN_NAMES):
-        mask = bins == index
-        if mask.any():
-            out[f"add_01d_{name}"] = float(correct[mask].mean())
+        "images": float(errors["add"].numel()),
+    })
     return out
 
 

@@ -210,7 +210,8 @@ class PoseTask:
                 torch.tensor(np.array(ts), dtype=torch.float32))
 
     def evaluate(self, model: nn.Module, *, images: int | None = None, split: str = "val") -> dict[str, float]:
-        """ADD-0.1d on the validation (or test) split (``accuracy``) with the metrics beside it.
+        """ADD-0.1d (ADD-S-0.1d for a symmetric object) on the validation (or test) split
+        (``accuracy``) with the metrics beside it.
 
         ``images`` scores only the first images of the split: cheaper, for progress reports.
         """
@@ -230,7 +231,8 @@ class PoseTask:
 
     def _score(self, R_pred: Tensor, t_pred: Tensor, data: PoseData) -> dict[str, float]:
         points = torch.tensor(self.object.points, dtype=torch.float32)
-        return pose_metrics(points, self.object.diameter, R_pred, t_pred, data.R, data.t, data.bins)
+        return pose_metrics(points, self.object.diameter, R_pred, t_pred, data.R, data.t, data.bins,
+                            symmetric=self.object.symmetric)
 
     def mean_pose_baseline(self) -> dict[str, float]:
         """The metrics of always predicting the mean training pose (what no learning gives)."""
