@@ -1,6 +1,8 @@
+import math
+
 import pyarrow.parquet as pq
 
-from tracking.plot import plot_front
+from tracking.plot import front_ticks, plot_front
 from tracking.results import mark_front, row
 from tracking.table import SCHEMA, read_table, write_table
 
@@ -45,3 +47,15 @@ def test_plot_is_a_png(tmp_path):
     path = plot_front(_rows(), tmp_path / "pareto.png", fp_accuracy=0.55)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_front_ticks_leave_room_for_every_label():
+    # the case seen: 14.75x, 15.4x and 15.9x on one front print over each other
+    front = [2.0, 4.1, 14.75, 15.4, 15.9]
+    ticks = front_ticks(front, front + [3.0, 9.0])
+    assert ticks[:2] == [2.0, 4.1] and 14.8 in ticks and 15.4 not in ticks
+    span = math.log10(15.9 / 2.0)
+    assert all(math.log10(b / a) >= 0.07 * span for a, b in zip(ticks, ticks[1:]))
+    # well spread points all keep their label; no front, the default ticks
+    assert front_ticks([2.0, 4.0, 8.0], [2.0, 4.0, 8.0]) == [2.0, 4.0, 8.0]
+    assert front_ticks([], [3.0]) == [1, 2, 4, 8, 16]
