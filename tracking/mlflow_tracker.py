@@ -22,11 +22,36 @@ from .results import mark_front, row
 from .table import write_table
 
 MODEL_FILE = "model.mqat"
+#: MLflow 3 opens an experiment of no declared kind on its GenAI view ("Traces 0"); this kind,
+#: the value its UI reads from the ``mlflow.experimentKind`` tag, opens the runs table.
+EXPERIMENT_KIND = "custom_model_development"
+#: A saved runs-table view (the UI's "share view" format, an experiment tag), opened by
+#: ``#/experiments/<id>?viewStateShareKey=mqat``: the children's figures as columns.
+VIEW_KEY = "mqat"
+VIEW = {"selectedColumns": [f"metrics.`{m}`" for m in ("accuracy", "accuracy_se", "compression",
+                                                       "model_bytes", "hypervolume")] + ["tags.`pareto`"]}
 
 
 def default_uri(output_dir: str | Path) -> str:
     """A SQLite file in the search's output directory."""
     return f"sqlite:///{(Path(output_dir) / 'mlflow.db').resolve()}"
+
+
+def open_store(uri: str) -> None:
+    """Create or upgrade a SQLite store under an exclusive file lock. Searches started together
+    on one new store would each run MLflow's schema migrations, and all but one fail
+    ("... in 'alembic_version'; 0 found"); once the store exists, opening it only reads."""
+    if not uri.startswith("sqlite:///"):
+        return  # a server creates its own schema
+    import fcntl
+
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on an error
+        SqlAlchemyStore(uri, (db.parent / "mlartifacts").resolve().as_uri())
 
 
 class MLflowTracker(Callback):
@@ -56,17 +81,34 @@ class MLflowTracker(Callback):
     def client(self):
         if self._client is None:
             from mlflow import MlflowClient
+            open_store(self.uri)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
     def _experiment_id(self) -> str:
+        from mlflow.exceptions import MlflowException
+
         found = self.client.get_experiment_by_name(self.experiment)
-        if found is not None:
-            return found.experiment_id
-        location = None
-        if self.uri.startswith("sqlite:"):  # artifacts beside the database, not in ./mlruns
-            location = (self.output_dir / "mlartifacts").resolve().as_uri()
-        return self.client.create_experiment(self.experiment, artifact_location=location)
+        if found is None:
+            location = None
+            if self.uri.startswith("sqlite:"):  # artifacts beside the database, not in ./mlruns
+                location = (self.output_dir / "mlartifacts").resolve().as_uri()
+            try:
+                return self._declare(self.client.create_experiment(self.experiment, artifact_location=location))
+            except MlflowException:
+                # another search created it meanwhile (names are unique): use theirs
+                found = self.client.get_experiment_by_name(self.experiment)
+                if found is None:
+                    raise
+        if found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND:  # made before the kind was set
+            self._declare(found.experiment_id)
+        return found.experiment_id
+
+    def _declare(self, experiment_id: str) -> str:
+        """The experiment's kind and runs-table view (see ``EXPERIMENT_KIND`` and ``VIEW``)."""
+        self.client.set_experiment_tag(experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
+        self.client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{VIEW_KEY}", json.dumps(VIEW))
+        return experiment_id
 
     def _find(self, experiment_id: str, filter_string: str) -> str | None:
         runs = self.client.search_runs([experiment_id], filter_string=filter_string, max_results=1)
@@ -82,6 +124,9 @@ class MLflowTracker(Callback):
                 run = self.client.create_run(exp, run_name=Path(self.search_path).name,
                                              tags={"search_path": self.search_path, "kind": "search"})
                 self._parent = run.info.run_id
+                self.client.set_tag(self._parent, "mlflow.note.content", (
+                    f"One search: its trials are the child runs. Their accuracy and compression as "
+                    f"columns: open `#/experiments/{exp}?viewStateShareKey={VIEW_KEY}` in the MLflow UI."))
                 self.client.log_batch(self._parent, params=[Param(k, str(v)[:6000])
                                                             for k, v in self.params.items()])
                 for name, content in self.artifacts.items():

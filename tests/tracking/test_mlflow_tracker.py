@@ -1,0 +1,54 @@
+"""The MLflow tracker against a real SQLite store, without Ray (no trial runs: stand-ins)."""
+import json
+import multiprocessing as mp
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("mlflow")
+
+from tracking.mlflow_tracker import EXPERIMENT_KIND, VIEW_KEY, MLflowTracker, default_uri  # noqa: E402
+
+
+def _tracker(tmp, search: str) -> MLflowTracker:
+    return MLflowTracker(uri=default_uri(tmp), experiment="shared", search_path=f"/searches/{search}",
+                         output_dir=str(tmp), params={"method": "mqat"}, artifacts={}, seeds=[])
+
+
+def _open_parent(tmp, search, barrier):
+    barrier.wait()   # every process opens the new store at the same moment
+    return _tracker(tmp, search).parent()
+
+
+def test_searches_started_together_on_one_new_store_each_get_their_parent(tmp_path):
+    ctx = mp.get_context("spawn")
+    searches = [f"s{i}" for i in range(4)]
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(len(searches))
+        with ctx.Pool(len(searches)) as pool:
+            parents = pool.starmap(_open_parent, [(tmp_path, s, barrier) for s in searches])
+    assert len(set(parents)) == len(searches)
+    client = _tracker(tmp_path, "s0").client
+    experiments = [e for e in client.search_experiments() if e.name == "shared"]
+    assert len(experiments) == 1
+    for search, parent in zip(searches, parents):
+        assert client.get_run(parent).data.tags["search_path"] == f"/searches/{search}"
+
+
+def test_the_experiment_opens_on_the_runs_table_with_accuracy_and_compression(tmp_path):
+    tracker = _tracker(tmp_path, "s0")
+    trial = SimpleNamespace(trial_id="t1", config={"bits_fpn": 4})
+    tracker.setup()
+    tracker.on_trial_start(0, [], trial)
+    tracker.on_trial_result(0, [], trial, {"stage": 3, "accuracy": 0.5, "compression": 8.0})
+    client = tracker.client
+    experiment = client.get_experiment_by_name("shared")
+    # MLflow 3's UI reads this tag: without it an experiment opens on its GenAI traces view
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development" == EXPERIMENT_KIND
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{VIEW_KEY}"])
+    assert {"metrics.`accuracy`", "metrics.`compression`"} <= set(view["selectedColumns"])
+    child = client.get_run(tracker.child(trial))
+    assert child.data.tags["mlflow.parentRunId"] == tracker.parent()
+    assert child.data.metrics == {"accuracy": 0.5, "compression": 8.0}
+    note = client.get_run(tracker.parent()).data.tags["mlflow.note.content"]
+    assert f"#/experiments/{experiment.experiment_id}?viewStateShareKey={VIEW_KEY}" in note
