@@ -17,6 +17,7 @@ class ProgressPrinter(Callback):
         self.points: list[tuple[float, float]] = []
         self.failed = 0
         self.start = time.monotonic()
+        self.restored = False
 
     def _status(self, trials, current=None) -> str:
         running = sum(t.status == "RUNNING" and t is not current for t in trials)
@@ -29,10 +30,28 @@ class ProgressPrinter(Callback):
         front = sorted(p for p, keep in zip(self.points, mask) if keep)
         return " ".join(f"{c:.1f}x:{a:.3f}" for a, c in sorted(front, key=lambda p: p[1]))
 
+    def _restore(self, trials, current) -> None:
+        """Once, at the first event: after ``--resume`` Tune hands this callback back as it was
+        pickled at the start, so the trials that ended before the resume are counted from Tune's
+        restored trials (a new search has none)."""
+        if getattr(self, "restored", False):
+            return
+        self.restored = True
+        for t in trials:
+            result = t.last_result or {}
+            if t is current:
+                continue
+            if t.status == "TERMINATED" and "accuracy" in result and "compression" in result:
+                self.points.append((float(result["accuracy"]), float(result["compression"])))
+            elif t.status == "ERROR":
+                self.failed += 1
+
     def on_trial_start(self, iteration, trials, trial, **info):
+        self._restore(trials, trial)
         self.log(f"{self._status(trials)} started {trial.trial_id}: {describe_config(trial.config)}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self._restore(trials, trial)
         result = trial.last_result or {}
         if "accuracy" in result and "compression" in result:
             self.points.append((float(result["accuracy"]), float(result["compression"])))
@@ -40,6 +59,7 @@ class ProgressPrinter(Callback):
                      f"{result['compression']:.2f}x | front {self._front()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self._restore(trials, trial)
         self.failed += 1
         lines = [line for line in str(trial.get_error() or "").splitlines() if line.strip()]
         reason = lines[-1].strip()[:160] if lines else f"see {trial.error_file}"

@@ -153,6 +153,30 @@ class MLflowTracker(Callback):
     # ---- Tune hooks ---------------------------------------------------------------------
     def setup(self, **info):
         self.parent()
+        if not self._rows:
+            self._restore()
+
+    def _restore(self) -> None:
+        """After ``--resume`` Tune hands back this callback as it was pickled at the start, empty:
+        the rows come back from the table last logged on the parent and the children from MLflow,
+        so the front, its ``pareto`` tags and the hypervolume's steps continue where they were."""
+        import tempfile
+
+        from .table import read_table
+
+        parent = self.parent()
+        children = self.client.search_runs([self._experiment_id()], max_results=50000,
+                                           filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+        for run in children:
+            self._children.setdefault(run.data.tags.get("trial_id", run.info.run_id), run.info.run_id)
+        if not children:
+            return  # a new search
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                table = self.client.download_artifacts(parent, "trials.parquet", tmp)
+            except Exception:  # no trial had ended: nothing to restore
+                return
+            self._rows = {r["trial_id"]: r for r in read_table(table)}
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.child(trial)

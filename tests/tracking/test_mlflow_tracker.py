@@ -1,6 +1,7 @@
 """The MLflow tracker against a real SQLite store, without Ray (no trial runs: stand-ins)."""
 import json
 import multiprocessing as mp
+import pickle
 from types import SimpleNamespace
 
 import pytest
@@ -52,3 +53,37 @@ def test_the_experiment_opens_on_the_runs_table_with_accuracy_and_compression(tm
     assert child.data.metrics == {"accuracy": 0.5, "compression": 8.0}
     note = client.get_run(tracker.parent()).data.tags["mlflow.note.content"]
     assert f"#/experiments/{experiment.experiment_id}?viewStateShareKey={VIEW_KEY}" in note
+
+
+def _trial(trial_id, accuracy, compression):
+    result = {"final": True, "stage": 4, "accuracy": accuracy, "compression": compression}
+    return SimpleNamespace(trial_id=trial_id, config={"bits_fpn": 4, "order": "fpn>head"}, last_result=result,
+                           local_path=None, checkpoint=None, get_error=lambda: None)
+
+
+def test_a_resumed_tracker_continues_the_front_tags_and_hypervolume(tmp_path):
+    from tracking.table import read_table
+
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)   # what Tune keeps of the callback (tuner.pkl, at the start)
+    started.setup()
+    for trial in (_trial("t1", 0.5, 4.0), _trial("t2", 0.3, 8.0)):
+        started.on_trial_start(0, [], trial)
+        started.on_trial_complete(0, [], trial)
+
+    resumed = pickle.loads(pickled)   # --resume: the callback as pickled, then set up again
+    resumed.setup()
+    better = _trial("t3", 0.6, 4.5)  # dominates t1
+    resumed.on_trial_start(0, [], better)
+    resumed.on_trial_complete(0, [], better)
+
+    rows = read_table(tmp_path / "trials.parquet")
+    assert {r["trial_id"]: r["pareto"] for r in rows} == {"t1": False, "t2": True, "t3": True}
+    client, parent = resumed.client, resumed.parent()
+    children = client.search_runs([client.get_experiment_by_name("shared").experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert {c.data.tags["trial_id"]: c.data.tags["pareto"] for c in children} == {
+        "t1": "false", "t2": "true", "t3": "true"}
+    history = client.get_metric_history(parent, "hypervolume")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert [m.value for m in history] == sorted(m.value for m in history)
