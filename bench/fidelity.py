@@ -86,7 +86,13 @@ def _score(task, model) -> float:
     return task.evaluate(model, split="test")["accuracy"]
 
 
-def _trained(quick: bool, arm: Arm, seed: int) -> dict[str, float]:
+def seed_lr(config) -> float:
+    """The learning rate the search's seed points use: the middle of the space's range."""
+    low, high = config.space.lr
+    return math.sqrt(low * high)
+
+
+def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None) -> dict[str, float]:
     """One run of an arm: the test accuracy of every model it yields."""
     import torch
 
@@ -108,7 +114,7 @@ def _trained(quick: bool, arm: Arm, seed: int) -> dict[str, float]:
         evaluate=lambda m: {"accuracy": 0.0},  # scored below, on the test split
         ema=mqat.EMAConfig(decay=0.99, warmup_steps=max(1, round(0.05 * steps))),
         calibration_batches=calibration, seed=seed,
-        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3))
+        optimizer=lambda params: torch.optim.Adam(params, lr=lr or seed_lr(config)))
     raw, ema = model, result.model
     out = {"LSQ": _score(task, raw), "EMA": _score(task, ema)}
     if arm.fixes:
@@ -202,6 +208,18 @@ CLAIMS = (
 )
 
 
+def _progress(futures) -> None:
+    """One line per finished run, so a long bench shows it is alive."""
+    import sys
+    import time
+    from concurrent.futures import as_completed
+
+    start = time.perf_counter()
+    for done, _ in enumerate(as_completed(futures), 1):
+        print(f"[fidelity] {done}/{len(futures)} runs done, {time.perf_counter() - start:.0f} s",
+              file=sys.stderr, flush=True)
+
+
 def run(quick: bool = False) -> list[dict]:
     seeds = [0, 1] if quick else [0, 1, 2]
     workers = max(1, min(2, os.cpu_count() or 1))
@@ -209,6 +227,7 @@ def run(quick: bool = False) -> list[dict]:
         fp = pool.submit(_fp, quick).result()  # prepares (and caches) FP weights and sensitivity
         ptq = {bits: [pool.submit(_ptq, quick, bits, s) for s in seeds] for bits in (8, 4)}
         runs = {arm.name: [pool.submit(_trained, quick, arm, s) for s in seeds] for arm in ARMS}
+        _progress([f for futures in (*ptq.values(), *runs.values()) for f in futures])
         scores = {f"PTQ W{bits}A8": {None: [f.result() for f in futures]} for bits, futures in ptq.items()}
         for name, futures in runs.items():
             results = [f.result() for f in futures]

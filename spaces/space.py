@@ -59,7 +59,7 @@ class SpaceConfig:
     qc: Any = SEARCH
     qc_lr: tuple[float, ...] = (1e-4, 1e-2)
     bn: Any = SEARCH
-    lr: tuple[float, ...] = (1e-4, 3e-3)
+    lr: tuple[float, ...] = (2e-5, 5e-4)  # fine-tuning a converged FP model: small steps
     epochs_per_stage: Any = 1
 
     def __post_init__(self) -> None:
