@@ -83,6 +83,17 @@ class ModelEMA:
         self._fresh.clear()
 
     @torch.no_grad()
+    def restart(self, model: nn.Module) -> None:
+        """Start a new average from ``model`` (its structure included), warm-up and all.
+
+        The gradated flow restarts at every stage: an average across a stage boundary mixes
+        weights of two different networks (a module quantized or not) and BN statistics of both.
+        """
+        self.module = self._shadow_of(model)
+        self.updates = 0
+        self._fresh.clear()
+
+    @torch.no_grad()
     def refresh(self, model: nn.Module) -> None:
         """Follow a change of the model's structure (a module was just quantized).
 

@@ -178,7 +178,8 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
     1e-4 by default) is built at each stage, since each stage adds step sizes.
 
     The model to deploy is then finalised: with ``ema`` a :class:`ModelEMA` shadows the training
-    and is returned instead of the raw model; with ``bn_batches`` its BatchNorm statistics are
+    (restarted at every stage, so it averages the last stage's network) and is returned instead
+    of the raw model; with ``bn_batches`` its BatchNorm statistics are
     re-estimated (:func:`reestimate_bn`); with ``qc`` it gets the QC correction, folded away at
     the end. Every candidate is scored with ``evaluate`` (the same images for each).
 
@@ -272,8 +273,8 @@ class _Flow:
         """One stage: quantize and calibrate, fine-tune everything, score, report with a state."""
         start = time.perf_counter()
         self.quantize(index, modules)
-        if self.shadow is not None:
-            self.shadow.refresh(self.model)
+        if self.shadow is not None:  # the average covers this stage's network only
+            self.shadow.restart(self.model)
         if self.tracker is None:
             self.tracker = OscillationTracker(self.model, self.module_map, threshold=self.threshold)
         else:

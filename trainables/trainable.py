@@ -9,6 +9,7 @@ checkpoint (the driver died before it recorded the end) returns at once: nothing
 from __future__ import annotations
 
 import functools
+import logging
 import tempfile
 import time
 from dataclasses import dataclass
@@ -104,6 +105,8 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     """Run MQAT for one trial configuration and report every stage to Tune."""
     from ray import tune
 
+    # workers' output reaches the driver: leave out Ray's line per saved checkpoint
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     resume = _load_state()
     if resume == "final":
         return
