@@ -197,7 +197,20 @@ class MLflowTracker(Callback):
         self._finish(trial, error=lines[-1].strip()[:500] if lines else "error")
 
     def on_experiment_end(self, trials, **info):
+        self._drop_lost_children({t.trial_id for t in trials})
         self.client.set_terminated(self.parent(), "FINISHED")
+
+    def _drop_lost_children(self, known: set[str]) -> None:
+        """A trial started in the seconds between Tune's last snapshot and a killed driver is
+        forgotten on ``--resume`` and run again under a new id: its orphan child run is deleted,
+        so every trial of the search has exactly one child."""
+        runs = self.client.search_runs([self._experiment_id()], max_results=50000,
+                                       filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}'")
+        for run in runs:
+            trial_id = run.data.tags.get("trial_id")
+            if trial_id is not None and trial_id not in known:
+                self.client.delete_run(run.info.run_id)
+                self._children.pop(trial_id, None)
 
     # ---- after each trial ---------------------------------------------------------------
     def _finish(self, trial, error: str | None) -> None:

@@ -87,3 +87,19 @@ def test_a_resumed_tracker_continues_the_front_tags_and_hypervolume(tmp_path):
     history = client.get_metric_history(parent, "hypervolume")
     assert [m.step for m in history] == [1, 2, 3]
     assert [m.value for m in history] == sorted(m.value for m in history)
+
+
+def test_a_trial_the_resumed_search_forgot_leaves_no_child(tmp_path):
+    """A trial started between Tune's last snapshot and a killed driver is run again under a new
+    id after --resume: its orphan child run goes, so each trial keeps exactly one child."""
+    tracker = _tracker(tmp_path, "s0")
+    tracker.setup()
+    kept, lost = _trial("t1", 0.5, 4.0), _trial("t2", 0.3, 8.0)
+    for trial in (kept, lost):
+        tracker.on_trial_start(0, [], trial)
+    tracker.on_trial_complete(0, [], kept)
+    tracker.on_experiment_end([kept])
+    client, parent = tracker.client, tracker.parent()
+    children = client.search_runs([client.get_experiment_by_name("shared").experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert [c.data.tags["trial_id"] for c in children] == ["t1"]
