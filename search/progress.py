@@ -61,7 +61,9 @@ class ProgressPrinter(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self._restore(trials, trial)
         self.failed += 1
-        lines = [line for line in str(trial.get_error() or "").splitlines() if line.strip()]
+        from tracking.mlflow_tracker import error_text
+
+        lines = [line for line in error_text(trial).splitlines() if line.strip()]
         reason = lines[-1].strip()[:160] if lines else f"see {trial.error_file}"
         self.log(f"{self._status(trials, trial)} {trial.trial_id} failed: {reason}")
 

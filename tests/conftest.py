@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import mqat
+import search.run  # noqa: F401 - Ray's environment (auth mode, loopback) before any test imports Ray
 
 MODULES = {"backbone": ["backbone."], "fpn": ["fpn."], "head": ["head."]}
 

@@ -54,6 +54,15 @@ def open_store(uri: str) -> None:
         SqlAlchemyStore(uri, (db.parent / "mlartifacts").resolve().as_uri())
 
 
+def error_text(trial) -> str:
+    """A failed trial's traceback: Tune writes it to the trial's local directory before the
+    callbacks run, and copies it to storage later (``get_error`` reads storage: a race)."""
+    local = getattr(trial, "error_file", None)
+    if local and Path(local).is_file():
+        return Path(local).read_text()
+    return str(trial.get_error() or "")
+
+
 class MLflowTracker(Callback):
     """A Tune callback that records the search in MLflow and keeps the table and plot current."""
 
@@ -193,7 +202,7 @@ class MLflowTracker(Callback):
         self._finish(trial, error=None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        lines = [line for line in str(trial.get_error() or "").splitlines() if line.strip()]
+        lines = [line for line in error_text(trial).splitlines() if line.strip()]
         self._finish(trial, error=lines[-1].strip()[:500] if lines else "error")
 
     def on_experiment_end(self, trials, **info):
