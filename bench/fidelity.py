@@ -123,21 +123,14 @@ def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None) -> dict[
         out["EMA+BN"] = _score(task, mqat.reestimate_bn(copy.deepcopy(ema), bn_batches))
         for name, start in (("QC", raw), ("EMA+QC", ema)):
             mqat.seed_everything(mqat.derive_seed(seed, 99))
-            out[name] = _qc_score(task, copy.deepcopy(start), plan, search.images_per_epoch)
+            out[name] = _qc_score(task, copy.deepcopy(start), search.images_per_epoch)
     return out
 
 
-def _qc_score(task, model, plan, images) -> float:
-    import torch
-
+def _qc_score(task, model, images) -> float:
     import mqat
-    from mqat._qc import clamp_qc, frozen
 
-    params = mqat.add_qc(model)
-    optimizer = torch.optim.Adam(params, lr=1e-3)
-    with frozen(model, params):
-        task.train_epoch(model, optimizer, lambda: clamp_qc(model), images=images)
-    mqat.fold_qc(model)
+    mqat.train_qc(model, mqat.QCConfig(lr=1e-3), functools.partial(task.train_epoch, images=images))
     return _score(task, model)
 
 

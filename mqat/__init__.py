@@ -24,7 +24,7 @@ from ._batchnorm import reestimate_bn
 from ._calibrate import calibrate
 from ._ema import EMAConfig, ModelEMA
 from ._export import PackedModel, export_packed, load_packed
-from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat
+from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat, train_qc
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
 from ._layers import QuantConv2d, QuantLinear
 from ._lsq import LSQQuantizer, lsq_fake_quant, quant_range
@@ -47,6 +47,6 @@ __all__ = [
     "SensitivityTable", "sensitivity",
     "max_compression", "solve_bit_plan", "solve_bit_plans",
     "EMAConfig", "ModelEMA", "QCConfig", "add_qc", "fold_qc", "OscillationTracker",
-    "FlowState", "MQATResult", "StageResult", "run_mqat",
+    "FlowState", "MQATResult", "StageResult", "run_mqat", "train_qc",
     "PackedModel", "export_packed", "load_packed",
 ]

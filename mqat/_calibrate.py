@@ -34,11 +34,10 @@ def _default_forward(model: nn.Module, batch: Any) -> Any:
 def set_weight_step(quantizer: LSQQuantizer, weight: Tensor, rule: str = "mse") -> None:
     """Per-channel weight steps: error-minimising (``mse``) or LSQ's rule (``lsq``)."""
     _check_rule("weights", rule, WEIGHT_RULES)
-    quantizer.initialize(weight)
     if rule == "mse":
-        qmin, qmax = quantizer.qmin, quantizer.qmax
-        rows = weight.detach().flatten(1) if quantizer.per_channel else weight.detach().reshape(1, -1)
-        quantizer.set_step(mse_step(rows.float(), qmin, qmax))
+        quantizer.initialize_mse(weight)
+    else:
+        quantizer.initialize(weight)
 
 
 def set_activation_step(quantizer: LSQQuantizer, sample: Tensor, *, signed: bool, rule: str = "mse",
@@ -52,17 +51,24 @@ def set_activation_step(quantizer: LSQQuantizer, sample: Tensor, *, signed: bool
     if rule == "mse":
         step = mse_step(values, qmin, qmax)
     elif rule == "percentile":
-        top = torch.quantile(values.abs().reshape(-1)[:1 << 24], percentile / 100.0)
+        top = torch.quantile(values.abs().reshape(-1)[:1 << 24], percentile / 100.0)  # quantile's size limit
         step = (top / max(qmax, -qmin)).reshape(1)
     else:
         step = (2 * values.abs().mean() / math.sqrt(qmax)).reshape(1)
-    quantizer.initialized.fill_(True)
     quantizer.set_step(step)
 
 
 def _check_rule(what: str, rule: str, rules: Sequence[str]) -> None:
     if rule not in rules:
         raise ValueError(f"calibration rule for {what} must be one of {list(rules)}, but got {rule!r}")
+
+
+def check_calibration(weights: str, activations: str, percentile: float) -> None:
+    """ValueError unless the rules are known and the percentile lies in (0, 100]."""
+    _check_rule("weights", weights, WEIGHT_RULES)
+    _check_rule("activations", activations, ACTIVATION_RULES)
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must lie in (0, 100], but got {percentile!r}")
 
 
 class _InputSampler:
@@ -123,10 +129,7 @@ def calibrate(model: nn.Module, batches: Iterable, *, weights: str = "mse", acti
         mqat.quantize_(model, mqat.BitPlan.uniform(module_map.names, 8), module_map)
         mqat.calibrate(model, [x for x, _ in val_batches][:8])
     """
-    _check_rule("weights", weights, WEIGHT_RULES)
-    _check_rule("activations", activations, ACTIVATION_RULES)
-    if not 0.0 < percentile <= 100.0:
-        raise ValueError(f"percentile must lie in (0, 100], but got {percentile!r}")
+    check_calibration(weights, activations, percentile)
     chosen = _chosen_layers(model, layers)
     for _, layer in chosen:
         if layer.weight_quant is not None:

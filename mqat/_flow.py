@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ._batchnorm import reestimate_bn
-from ._calibrate import ACTIVATION_RULES, WEIGHT_RULES, Forward, calibrate
+from ._calibrate import Forward, calibrate, check_calibration
 from ._ema import EMAConfig, ModelEMA
 from ._module_map import ModuleMap
 from ._oscillation import OscillationTracker
@@ -43,13 +43,7 @@ class CalibrationConfig:
     percentile: float = 99.99
 
     def __post_init__(self) -> None:
-        if self.weights not in WEIGHT_RULES:
-            raise ValueError(f"calibration weights must be one of {list(WEIGHT_RULES)}, but got {self.weights!r}")
-        if self.activations not in ACTIVATION_RULES:
-            raise ValueError(f"calibration activations must be one of {list(ACTIVATION_RULES)}, "
-                             f"but got {self.activations!r}")
-        if not 0.0 < self.percentile <= 100.0:
-            raise ValueError(f"calibration percentile must lie in (0, 100], but got {self.percentile!r}")
+        check_calibration(self.weights, self.activations, self.percentile)
 
 
 @dataclass
@@ -326,15 +320,27 @@ class _Flow:
         return MQATResult(model, self.results, final, metrics)
 
 
-def _run_qc(model, plan, module_map, qc, train_epoch, evaluate, last: StageResult) -> StageResult:
-    """Train the QC affine alone with the network frozen, fold it, and evaluate."""
-    start = time.perf_counter()
+def train_qc(model: nn.Module, qc: QCConfig, train_epoch: TrainEpoch) -> float:
+    """QC after QAT, in place: train the per-channel affine alone with the network frozen (BN
+    statistics fixed), then fold it into the steps and biases. Returns the last epoch's loss.
+
+    Example::
+
+        mqat.train_qc(result.model, mqat.QCConfig(lr=1e-3), train_epoch)
+    """
     params = add_qc(model)
     with frozen(model, params):
         loss = _train(model, params, lambda p: torch.optim.Adam(p, lr=qc.lr), train_epoch,
                       qc.epochs, lambda: clamp_qc(model), "qc")
     fold_qc(model)
     model.eval()
+    return loss
+
+
+def _run_qc(model, plan, module_map, qc, train_epoch, evaluate, last: StageResult) -> StageResult:
+    """QC (:func:`train_qc`), scored as a stage of its own."""
+    start = time.perf_counter()
+    loss = train_qc(model, qc, train_epoch)
     accuracy, metrics = _accuracy(evaluate, model)
     size = model_size(model, plan, module_map)
     return StageResult(last.stage + 1, "qc", (), accuracy, size.compression, size.packed_bytes,

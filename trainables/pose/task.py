@@ -56,6 +56,7 @@ class PoseTask:
         self.progress = progress
         self.module_map = mqat.ModuleMap(MODULE_MAP)
         self.render_seconds = 0.0
+        self._splits: dict[str, PoseData] = {}  # rendered or read on first use
         if config.source == "bop":
             check_bop(self._bop_spec())
 
@@ -90,19 +91,15 @@ class PoseTask:
 
     def data(self, split: str) -> PoseData:
         """The images of ``split`` ('train', 'val' or 'test'), rendered or read on first use."""
-        if split not in self._cache:
+        if split not in self._splits:
             start = time.perf_counter()
             if self.config.source == "bop":
-                self._cache[split] = self._bop_splits[split]
+                self._splits[split] = self._bop_splits[split]
             else:
-                self._cache[split] = cached_render(self._render_spec(split), self.cache_dir,
+                self._splits[split] = cached_render(self._render_spec(split), self.cache_dir,
                                                    progress=self.progress, desc=f"rendering {split}")
             self.render_seconds += time.perf_counter() - start
-        return self._cache[split]
-
-    @cached_property
-    def _cache(self) -> dict[str, PoseData]:
-        return {}
+        return self._splits[split]
 
     @property
     def train_data(self) -> PoseData:
