@@ -79,6 +79,7 @@ class MLflowTracker(Callback):
         self._children: dict[str, str] = {}
         self._rows: dict[str, dict[str, Any]] = {}
         self._logged_models: set[str] = set()
+        self._logged_steps: dict[str, set[int]] = {}  # trial id -> stages its child run holds
 
     def __getstate__(self):  # Tune pickles callbacks with its experiment state
         state = dict(self.__dict__)
@@ -191,12 +192,27 @@ class MLflowTracker(Callback):
         self.child(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        """Log the stage's metrics at its stage index, once. A stage runs again when its worker
+        died before Tune held the stage's checkpoint, or when a resumed driver's snapshot is older
+        than the last report; it is reseeded, so the first record stands and the rerun is not logged."""
         from mlflow.entities import Metric
 
         now, step = int(time.time() * 1000), int(result.get("stage", 0))
+        logged = self._steps_logged(trial)
+        if step in logged:
+            return
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("stage",)]
         self.client.log_batch(self.child(trial), metrics=metrics)
+        logged.add(step)
+
+    def _steps_logged(self, trial) -> set[int]:
+        """The stage indexes the trial's child run holds (read from MLflow once per driver: a
+        resumed driver starts from the callback pickled at the start)."""
+        if trial.trial_id not in self._logged_steps:
+            history = self.client.get_metric_history(self.child(trial), "training_iteration")
+            self._logged_steps[trial.trial_id] = {m.step for m in history}
+        return self._logged_steps[trial.trial_id]
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, error=None)

@@ -2,20 +2,24 @@
 
 ``MQAT_INJECT_FAULTS="1:nan,3:oom,4:error"`` (read on the driver, shipped to the trials) makes
 the first trial of the search diverge, the third fail to allocate memory and the fourth raise,
-in their first training epoch (and again when Tune retries them). A trial's number is the one
-Tune puts in its directory name, ``train_mqat_<id>_<number>_<config>``. Nothing is faked
-downstream: the NaN goes through the real forward pass and loss check, and the allocation is a
-real request to the device's allocator that no machine can grant.
+in their first training epoch (and again when Tune retries them). ``kill`` is a crash at a known
+moment: the trial's worker process dies by SIGKILL in its first epoch after its first stage
+checkpoint was reported, once (the retry that resumes from that checkpoint goes on; a retry that
+started from scratch would die again). A trial's number is the one Tune puts in its directory
+name, ``train_mqat_<id>_<number>_<config>``. Nothing is faked downstream: the NaN goes through
+the real forward pass and loss check, the allocation is a real request to the device's
+allocator that no machine can grant, and the killed worker is a real dead process to Ray.
 """
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Mapping
 
 import torch
 
 VARIABLE = "MQAT_INJECT_FAULTS"
-KINDS = ("nan", "oom", "error")
+KINDS = ("nan", "oom", "error", "kill")
 _IMPOSSIBLE_BYTES = 1 << 48  # 256 TiB: beyond any RAM, GPU memory or 47-bit address space
 
 
@@ -53,13 +57,19 @@ def _inject(kind: str, model: torch.nn.Module) -> None:
         raise RuntimeError("injected fault: this trial raises on purpose")
 
 
-def with_fault(train_epoch: Callable, kind: str | None) -> Callable:
-    """``train_epoch`` that injects ``kind`` (if any) before each epoch: the first one fails."""
-    if kind is None:
+def with_fault(train_epoch: Callable, kind: str | None, *, resumed: bool = False,
+               checkpointed: Callable[[], bool] = lambda: False) -> Callable:
+    """``train_epoch`` that injects ``kind`` (if any) before each epoch: the first one fails.
+    ``kill`` waits for the first epoch after ``checkpointed()`` turns true, and never fires in a
+    ``resumed`` run."""
+    if kind is None or (kind == "kill" and resumed):
         return train_epoch
 
     def faulty(model, optimizer, on_step):
-        _inject(kind, model)
+        if kind != "kill":
+            _inject(kind, model)
+        elif checkpointed():  # Tune holds the checkpoint: its report returned (synchronous reporting)
+            os.kill(os.getpid(), signal.SIGKILL)
         return train_epoch(model, optimizer, on_step)
     return faulty
 

@@ -119,7 +119,8 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     model.load_state_dict(setup.fp_state)
     context = tune.get_context()
     fault = fault_for(setup.faults or {}, Path(context.get_trial_dir()).name, context.get_trial_id())
-    train_epoch = with_fault(functools.partial(task.train_epoch, images=setup.images_per_epoch), fault)
+    train_epoch = with_fault(functools.partial(task.train_epoch, images=setup.images_per_epoch), fault,
+                             resumed=resume is not None, checkpointed=lambda: tune.get_checkpoint() is not None)
 
     def on_stage(result: mqat.StageResult) -> None:
         """Every stage is reported; a training stage with its state, so a retry resumes after it."""

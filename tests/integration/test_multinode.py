@@ -15,16 +15,20 @@ import pytest
 from tests.integration.conftest import read_reports, short_ray_tmp, write_tiny_config
 from tests.integration.processes import kill_all, started_by
 
-# The driver process: a cluster, a watcher that kills the worker node running the first trial
-# to checkpoint, and the search through the CLI. The surviving worker takes over the retry. (No
-# fresh node is added: Ray's add_node sets signal handlers, so only the main thread may call it.)
+# The driver process: a cluster, a watcher, and the search through the CLI. The first trial's
+# worker dies by SIGKILL once Tune holds its first stage checkpoint (MQAT_INJECT_FAULTS=1:kill, a
+# known moment); the watcher then takes its node down too (the raylet), as when a machine dies, and
+# the surviving worker takes over the retry. (No fresh node is added: Ray's add_node sets signal
+# handlers, so only the main thread may call it.)
 SCRIPT = """
-import json, os, signal, sys, threading, time, traceback
+import json, os, sys, threading, time, traceback
 from pathlib import Path
+import psutil
 import search.run  # Ray's environment first
 from ray.cluster_utils import Cluster
 from search.cli import main
 from tests.integration.conftest import read_reports
+from trainables.faults import trial_number
 
 config, out, report = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the head runs no trial
@@ -32,19 +36,21 @@ workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
 cluster.wait_for_nodes()
 killed, watcher_error = {}, []
 
-def kill_first_checkpointed():
+def dead(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+def remove_node_of_killed_trial():
     while not killed:
-        for checkpoint in out.glob("ray/*/train_mqat_*/checkpoint_*"):
-            trial_dir = checkpoint.parent
-            last = (read_reports(trial_dir) or [{}])[-1]
-            node = next((w for w in workers if w.node_id == last.get("node_id")), None)
-            if node is None or last.get("final"):  # a finished trial's process may run another
+        for trial_dir in out.glob("ray/*/train_mqat_*"):
+            reports = read_reports(trial_dir)
+            if not reports or trial_number(trial_dir.name, reports[0]["trial_id"]) != 1:
                 continue
-            # the machine dies: its trial process and its raylet at once, by SIGKILL
-            try:
-                os.kill(last["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            if not dead(reports[0]["pid"]):
+                continue
+            node = next(w for w in workers if w.node_id == reports[0]["node_id"])
             cluster.remove_node(node, allow_graceful=False)
             killed.update(node=node.node_id, trial=trial_dir.name, at=time.time())
             return
@@ -52,7 +58,7 @@ def kill_first_checkpointed():
 
 def watch():
     try:
-        kill_first_checkpointed()
+        remove_node_of_killed_trial()
     except Exception:  # reported, so a failing test says why the kill did not happen
         watcher_error.append(traceback.format_exc())
 
@@ -75,7 +81,8 @@ def test_two_workers_share_the_trials_and_survive_losing_one(tmp_path):
     ray_tmp = short_ray_tmp()
     driver = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path), str(tmp_path / "out"),
                                str(tmp_path / "report.json")],
-                              env={**os.environ, "RAY_TMPDIR": ray_tmp}, start_new_session=True,
+                              env={**os.environ, "RAY_TMPDIR": ray_tmp, "MQAT_INJECT_FAULTS": "1:kill"},
+                              start_new_session=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _, stderr = driver.communicate(timeout=600)
@@ -86,7 +93,7 @@ def test_two_workers_share_the_trials_and_survive_losing_one(tmp_path):
     assert not started_by(session=driver.pid, path=ray_tmp)        # nothing left running
     report = json.loads((tmp_path / "report.json").read_text())
     assert not report["watcher_error"], report["watcher_error"]
-    assert report["killed"], "no trial checkpointed on a worker before the search ended"
+    assert report["killed"], "the killed trial's node was not taken down before the search ended"
 
     (experiment,) = (tmp_path / "out" / "ray").glob("tiny-*")
     trials = sorted(experiment.glob("train_mqat_*"))
@@ -101,6 +108,7 @@ def test_two_workers_share_the_trials_and_survive_losing_one(tmp_path):
     assert len(stages) == len(set(stages)) and stages[-1] == "final"
     survivor = next(w for w in report["workers"] if w != report["killed"]["node"])
     assert victim[0]["node_id"] == report["killed"]["node"] and victim[-1]["node_id"] == survivor
+    assert victim[0]["pid"] != victim[1]["pid"]                      # killed after its first stage
 
     from mlflow import MlflowClient
 
@@ -113,3 +121,6 @@ def test_two_workers_share_the_trials_and_survive_losing_one(tmp_path):
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert sorted(r.data.tags["trial_id"] for r in children) == sorted(r["trial_id"] for r in rows)
     assert all(r.info.status == "FINISHED" for r in children)
+    for child in children:                                           # each stage recorded once
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
+        assert sorted(steps) == list(range(len(steps))), steps

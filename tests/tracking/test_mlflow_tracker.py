@@ -103,3 +103,22 @@ def test_a_trial_the_resumed_search_forgot_leaves_no_child(tmp_path):
     children = client.search_runs([client.get_experiment_by_name("shared").experiment_id],
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
     assert [c.data.tags["trial_id"] for c in children] == ["t1"]
+
+
+def test_a_stage_run_twice_is_recorded_once_also_by_a_resumed_tracker(tmp_path):
+    """A worker that dies between its report and Tune holding the checkpoint reruns the stage;
+    so does a trial resumed from a driver snapshot older than its last report."""
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)
+    started.setup()
+    trial = SimpleNamespace(trial_id="t1", config={"bits_fpn": 4})
+    started.on_trial_start(0, [], trial)
+    for iteration, (stage, accuracy) in enumerate([(0, 0.30), (1, 0.35), (1, 0.36)], start=1):
+        started.on_trial_result(0, [], trial, {"stage": stage, "accuracy": accuracy, "training_iteration": iteration})
+    resumed = pickle.loads(pickled)
+    resumed.setup()
+    resumed.on_trial_start(0, [], trial)
+    for iteration, (stage, accuracy) in enumerate([(1, 0.37), (2, 0.40)], start=1):
+        resumed.on_trial_result(0, [], trial, {"stage": stage, "accuracy": accuracy, "training_iteration": iteration})
+    history = resumed.client.get_metric_history(resumed.child(trial), "accuracy")
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.30), (1, 0.35), (2, 0.40)]

@@ -44,3 +44,28 @@ def test_each_fault_fails_the_epoch_for_real():
         with_fault(_epoch, "oom")(model, optimizer, None)
     with pytest.raises(RuntimeError, match="injected fault"):
         with_fault(_epoch, "error")(model, optimizer, None)
+
+
+KILL_SCRIPT = """
+import sys
+from trainables.faults import with_fault
+reported = []
+epoch = with_fault(lambda *_: print("epoch", flush=True), "kill", resumed=sys.argv[1] == "resumed",
+                   checkpointed=lambda: bool(reported))
+for stage in range(3):
+    epoch(None, None, None)
+    reported.append(stage)  # the stage's checkpoint is reported after its epoch
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("run", ["fresh", "resumed"])
+def test_kill_dies_by_sigkill_after_the_first_checkpoint_unless_resumed(run):
+    import signal
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", KILL_SCRIPT, run], capture_output=True, text=True, timeout=60)
+    if run == "fresh":  # one epoch ran, its checkpoint was reported, the next epoch died
+        assert result.returncode == -signal.SIGKILL and result.stdout.split() == ["epoch"], result
+    else:
+        assert result.returncode == 0 and result.stdout.split() == ["epoch"] * 3 + ["done"], result
