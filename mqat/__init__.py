@@ -24,6 +24,7 @@ from ._batchnorm import reestimate_bn
 from ._calibrate import calibrate
 from ._ema import EMAConfig, ModelEMA
 from ._export import PackedModel, export_packed, load_packed
+from ._files import atomic_write
 from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat, train_qc
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
 from ._layers import QuantConv2d, QuantLinear
@@ -48,5 +49,5 @@ __all__ = [
     "max_compression", "solve_bit_plan", "solve_bit_plans",
     "EMAConfig", "ModelEMA", "QCConfig", "add_qc", "fold_qc", "OscillationTracker",
     "FlowState", "MQATResult", "StageResult", "run_mqat", "train_qc",
-    "PackedModel", "export_packed", "load_packed",
+    "PackedModel", "export_packed", "load_packed", "atomic_write",
 ]

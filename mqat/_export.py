@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._files import atomic_write
 from ._module_map import ModuleMap
 from ._plan import BitPlan
 from ._quantize import quantize_, quantized_layers
@@ -118,14 +118,11 @@ def export_packed(model: nn.Module, plan: BitPlan, module_map: ModuleMap,
     header = json.dumps({"version": 1, "plan": plan.to_dict(), "module_map": module_map.to_dict(),
                          "quantizers": quantizers, "tensors": directory},
                         separators=(",", ":")).encode()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as tmp:
-        tmp.write(MAGIC + struct.pack("<Q", len(header)) + header)
+    def write(f) -> None:
+        f.write(MAGIC + struct.pack("<Q", len(header)) + header)
         for data in blobs:
-            tmp.write(data)
-    os.replace(tmp.name, path)
-    return path.stat().st_size
+            f.write(data)
+    return atomic_write(path, write).stat().st_size
 
 
 def _read(path: Path) -> tuple[dict, bytes]:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from mqat import atomic_write
 
 
 def front_ticks(front: list[float], every: list[float], *, min_gap: float = 0.07) -> list[float]:
@@ -66,10 +66,7 @@ def plot_front(rows: list[dict[str, Any]], path: str | Path, *, fp_accuracy: flo
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp.name, path)
-    return path
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)

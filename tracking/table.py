@@ -1,13 +1,13 @@
 """The trials table as Parquet: a fixed, documented schema, written atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from mqat import atomic_write
 
 from .results import FIELDS
 
@@ -31,13 +31,8 @@ assert tuple(SCHEMA.names) == FIELDS  # the row builder and the schema must not 
 
 def write_table(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Write ``rows`` as Parquet with :data:`SCHEMA` (to a temporary file, then renamed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([{k: r.get(k) for k in FIELDS} for r in rows], schema=SCHEMA)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as tmp:
-        pq.write_table(table, tmp)
-    os.replace(tmp.name, path)
-    return path
+    return atomic_write(path, lambda f: pq.write_table(table, f))
 
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+import mqat
 
 
 def record_path(path: Path) -> Path:
@@ -33,9 +33,7 @@ def write_record(path: Path) -> None:
     """Record the size and hash of ``path`` (written whole already) beside it, atomically."""
     path = Path(path)
     record = {"size": path.stat().st_size, "sha256": _sha256(path)}
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".part") as tmp:
-        json.dump(record, tmp)
-    os.replace(tmp.name, record_path(path))
+    mqat.atomic_write(record_path(path), lambda f: json.dump(record, f), text=True)
 
 
 def _in_ray_worker() -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -94,12 +92,6 @@ def load_model(task, path: str | Path) -> nn.Module:
     return model
 
 
-def _atomic_write(path: Path, write) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as tmp:
-        write(tmp)
-    os.replace(tmp.name, path)
-
-
 def train_fp(task, config: PretrainConfig, *, progress: bool = True) -> tuple[nn.Module, float]:
     """Train the task's model at full precision; returns it and the training wall time."""
     from tqdm import tqdm
@@ -144,7 +136,7 @@ def pretrain(task, config: PretrainConfig, *, cache_dir: str | Path, progress: b
                     "baseline_accuracy": baseline.get("accuracy"), "epochs": config.epochs})
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(checkpoint, lambda f: torch.save(state, f))
+    mqat.atomic_write(checkpoint, lambda f: torch.save(state, f))
     cachefile.write_record(checkpoint)  # before the metrics, whose file marks the entry complete
-    _atomic_write(metrics_path, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
+    mqat.atomic_write(metrics_path, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
     return Pretrained(checkpoint, metrics, cached=False)

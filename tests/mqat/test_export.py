@@ -105,3 +105,18 @@ def test_round_trip_after_qc_gave_bias_free_layers_a_bias(tmp_path, net, module_
     loaded = mqat.load_packed(tmp_path / "m.mqat", model=TinyNet()).eval()
     with torch.no_grad():
         assert torch.equal(loaded(batch), net(batch))
+
+
+def test_atomic_write_leaves_the_old_file_and_no_part_when_writing_fails(tmp_path):
+    from mqat import atomic_write
+    path = tmp_path / "table.bin"
+    atomic_write(path, lambda f: f.write(b"old"))
+
+    def fails(f):
+        f.write(b"half")
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, fails)
+    assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["table.bin"]
+    atomic_write(path, lambda f: f.write("new"), text=True)
+    assert path.read_text() == "new" and len(list(tmp_path.iterdir())) == 1

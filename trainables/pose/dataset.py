@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+import mqat
 
 from .. import cachefile
 from .camera import intrinsics, random_rotations, span_to_depth
@@ -44,10 +44,7 @@ class PoseData:
 
     def save(self, path: Path) -> None:
         """Write atomically (a temporary file renamed), so a crash leaves no partial cache."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as tmp:
-            torch.save(asdict(self), tmp)
-        os.replace(tmp.name, path)
+        mqat.atomic_write(path, lambda f: torch.save(asdict(self), f))
 
     @classmethod
     def load(cls, path: Path) -> PoseData:
