@@ -26,7 +26,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         result = pretrain(task, config.pretrain, cache_dir=config.cache_dir, progress=not args.quiet)
     except ValueError as err:  # data that turn out unreadable while loading
         raise ConfigError(str(err)) from None
-    print(format_pretrain(result, task))
+    print(format_pretrain(result, task.metric))
     return 0
 
 
@@ -63,9 +63,9 @@ def _search(args: argparse.Namespace) -> int:
     rows = result.rows
     finished = sum(r["status"] == "finished" for r in rows)
     failed = sum(r["status"] == "failed" for r in rows)
-    print(f"\nPareto front of {finished} finished trials ({failed} failed), accuracy = ADD-0.1d "
+    print(f"\nPareto front of {finished} finished trials ({failed} failed), accuracy = {result.metric.name} "
           f"+- standard error:")
-    print(format_front(rows))
+    print(format_front(rows, result.metric))
     print(f"search: {result.location or result.path} ({(time.monotonic() - start) / 60:.1f} min)")
     expected = args.num_samples or config.search.num_samples
     if finished + failed < expected:
@@ -83,7 +83,7 @@ def _report(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from tracking.report import PLOT_FILE, TABLE_FILE, report, resolve
+    from tracking.report import PLOT_FILE, TABLE_FILE, load_metric, report, resolve
     from tracking.results import format_front
 
     from . import storage
@@ -91,11 +91,12 @@ def _report(args: argparse.Namespace) -> int:
     try:
         target = resolve(args.target, args.tracking_uri)
         if not storage.is_uri(target):
-            rows, where = report(target), target
+            rows, metric, where = report(target), load_metric(target), target
         else:  # the trials' results (not their checkpoints) come down; table and plot go back up
             with tempfile.TemporaryDirectory() as temp:
                 storage.download(target, Path(temp))
                 rows = report(Path(temp), where=lambda trial: storage.join(target, trial))
+                metric = load_metric(Path(temp))
                 storage.upload([Path(temp) / TABLE_FILE, Path(temp) / PLOT_FILE], target)
             where = target
     except ValueError as err:
@@ -104,7 +105,7 @@ def _report(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read {args.target}: {first_line(err)}") from None
     finished = sum(r["status"] == "finished" for r in rows)
     print(f"{where}: {finished} finished of {len(rows)} trials")
-    print(format_front(rows))
+    print(format_front(rows, metric))
     print(f"table: {storage.join(str(where), TABLE_FILE)}\nplot: {storage.join(str(where), PLOT_FILE)}")
     return 0
 

@@ -19,7 +19,7 @@ import yaml
 
 from spaces import SpaceConfig
 from trainables.pretrain import PretrainConfig
-from trainables.tasks import get_task
+from trainables.tasks import check_task, get_task
 
 from .storage import check_location
 
@@ -175,14 +175,23 @@ class Config:
     search: SearchConfig = SearchConfig()
     space: SpaceConfig = SpaceConfig()
     tracking: TrackingConfig = TrackingConfig()
+    task_dir: str | None = None  # the config file's folder: a task module given by path may lie there
+
+    def task_class(self) -> type:
+        try:
+            return get_task(self.task_name, search_path=self.task_dir)
+        except ValueError as err:
+            raise ConfigError(f"task.name: {err}") from None
 
     def task_instance(self, *, progress: bool = True):
-        """The task object (cheap: data are built on first use). Raises ConfigError on bad paths."""
+        """The task object (cheap: data are built on first use), checked against the task
+        contract. Raises ConfigError on bad paths or a task that breaks the contract."""
         try:
-            return get_task(self.task_name).factory(self.task, cache_dir=self.cache_dir,
-                                                    device=self.device, progress=progress)
+            task = self.task_class()(self.task, cache_dir=self.cache_dir, device=self.device, progress=progress)
+            check_task(task, self.task)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        return task
 
 
 _TOP_KEYS = ("name", "output_dir", "cache_dir", "device", "task", "pretrain", "search", "space",
@@ -198,7 +207,7 @@ def _space(data: Any, modules: tuple[str, ...]) -> SpaceConfig:
     return build(SpaceConfig, {**data, "modules": list(modules)}, "space")
 
 
-def config_from_dict(data: Any, *, source: str = "config") -> Config:
+def config_from_dict(data: Any, *, source: str = "config", task_dir: str | Path | None = None) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source} must be a YAML mapping at the top level")
     for key in data:
@@ -211,14 +220,14 @@ def config_from_dict(data: Any, *, source: str = "config") -> Config:
     task_data = dict(task_data)
     task_name = _coerce(task_data.pop("name", "pose"), str, "task.name")
     try:
-        entry = get_task(task_name)
+        task_class = get_task(task_name, search_path=task_dir)
     except ValueError as err:
         raise ConfigError(f"task.name: {err}") from None
     device = _coerce(data.get("device", "auto"), str, "device")
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', but got {device!r}")
-    task = build(entry.config_class, task_data, "task")
-    modules = tuple(entry.module_names(task))
+    task = build(task_class.Config, task_data, "task")
+    modules = tuple(task_class.module_names(task))
     return Config(
         name=name, task_name=task_name, task=task,
         pretrain=build(PretrainConfig, data.get("pretrain"), "pretrain"),
@@ -226,7 +235,8 @@ def config_from_dict(data: Any, *, source: str = "config") -> Config:
         cache_dir=_coerce(data.get("cache_dir", "data"), str, "cache_dir"),
         device=device, search=build(SearchConfig, data.get("search"), "search"),
         space=_space(data.get("space"), modules),
-        tracking=build(TrackingConfig, data.get("tracking"), "tracking"))
+        tracking=build(TrackingConfig, data.get("tracking"), "tracking"),
+        task_dir=str(Path(task_dir).resolve()) if task_dir is not None else None)
 
 
 def load_config(path: str | Path) -> Config:
@@ -238,4 +248,4 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    return config_from_dict(data, source=str(path))
+    return config_from_dict(data, source=str(path), task_dir=path.parent)

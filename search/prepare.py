@@ -81,12 +81,12 @@ def _sensitivity(config: Config, task, checkpoint: Path, model) -> mqat.Sensitiv
 def prepare(config: Config, checked: Checked, *, progress: bool = True, log=print) -> Prepared:
     """FP weights, sensitivity table, ILP plans and the seed points of the search."""
     task = checked.task
-    # the data every trial reads, verified here (a damaged cache is rendered again) while trials
-    # only compare sizes; and rendered here, once, rather than by trials racing each other
-    _ = task.train_data, task.val_data
     fp = pretrain(task, config.pretrain, cache_dir=config.cache_dir, progress=progress)
     if not fp.cached:
-        log(format_pretrain(fp, task))
+        log(format_pretrain(fp, task.metric))
+    # the data every trial reads, made ready here, once, rather than by trials racing each other
+    # (and verified: a damaged cache is built again, while trials only compare sizes)
+    task.prepare_data()
     model = load_model(task, fp.checkpoint)
     table = _sensitivity(config, task, fp.checkpoint, model)
     search = config.search
@@ -100,24 +100,21 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     return Prepared(checked, load_state_dict(fp.checkpoint), fp.metrics, table, plans, seeds)
 
 
-def format_pretrain(result, task) -> str:
-    """The figures a user checks after pretraining, in a few lines."""
+def format_pretrain(result, metric) -> str:
+    """The figures a user checks after pretraining, in a few lines: the task's score with its
+    standard error, its companion metrics (as the task's ``metric`` names them), the timings."""
     m = result.metrics
     if m.get("source") == "checkpoint":
         return f"using the configured checkpoint {result.checkpoint}"
-    # a symmetric object is ranked by ADD-S, so its headline and bins are ADD-S (ADD beside them)
-    adds = bool(m.get("accuracy_is_adds"))
-    key, name, other = ("adds_01d", "ADD-S-0.1d", "add_01d") if adds else ("add_01d", "ADD-0.1d", "adds_01d")
-    bins = " / ".join(f"{b} {m[f'{key}_{b}']:.3f}" for b in ("near", "medium", "far") if f"{key}_{b}" in m)
-    lines = [
-        f"FP model: {name} {m['accuracy']:.3f} +- {m['accuracy_se']:.3f} (standard error, "
-        f"{int(m['images'])} validation images); {bins}",
-        f"          {'ADD-0.1d' if adds else 'ADD-S-0.1d'} {m[other]:.3f}, ADD AUC(0.1d) {m['add_auc']:.3f}, median errors "
-        f"{m['rot_err_deg_median']:.1f} deg / {m['trans_err_cm_median']:.1f} cm, keypoints "
-        f"{m['kp_err_px']:.2f} px",
-    ]
+    images = f", {int(m['images'])} validation images" if m.get("images") is not None else ""
+    se = f" +- {m['accuracy_se']:.3f} (standard error{images})" if m.get("accuracy_se") is not None else ""
+    test = f"; test split {m['test_accuracy']:.3f}" if m.get("test_accuracy") is not None else ""
+    lines = [f"FP model: {metric.name} {m['accuracy']:.3f}{se}{test}"]
+    companions = [f"{label} {m[key]:.3g}" for key, label in metric.companions.items() if m.get(key) is not None]
+    if companions:
+        lines.append("          " + ", ".join(companions))
     if m.get("baseline_accuracy") is not None:
-        lines.append(f"mean-pose baseline: {name} {m['baseline_accuracy']:.3f}")
+        lines.append(f"baseline (a model that learned nothing): {metric.name} {m['baseline_accuracy']:.3f}")
     timing = f"data {m['data_seconds']:.0f} s, training {m['train_seconds']:.0f} s"
     lines.append(f"checkpoint: {result.checkpoint} ({'cached' if result.cached else timing})")
     return "\n".join(lines)

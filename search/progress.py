@@ -5,14 +5,15 @@ import time
 
 from ray.tune import Callback
 
+from spaces import describe_point
 from tracking import pareto_mask
 
 
 class ProgressPrinter(Callback):
     """Prints trials done / running / failed and the best front after each finished trial."""
 
-    def __init__(self, total: int, log=print):
-        self.total = total
+    def __init__(self, total: int, log=print, metric_name: str = "accuracy", modules: list[str] | None = None):
+        self.total, self.metric_name, self.modules = total, metric_name, modules
         self.log = log
         self.points: list[tuple[float, float]] = []
         self.failed = 0
@@ -48,32 +49,21 @@ class ProgressPrinter(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._restore(trials, trial)
-        self.log(f"{self._status(trials)} started {trial.trial_id}: {describe_config(trial.config)}")
+        self.log(f"{self._status(trials)} started {trial.trial_id}: {describe_point(trial.config, self.modules)}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._restore(trials, trial)
         result = trial.last_result or {}
         if "accuracy" in result and "compression" in result:
             self.points.append((float(result["accuracy"]), float(result["compression"])))
-            self.log(f"{self._status(trials, trial)} {trial.trial_id}: ADD-0.1d {result['accuracy']:.3f} at "
+            self.log(f"{self._status(trials, trial)} {trial.trial_id}: {self.metric_name} {result['accuracy']:.3f} at "
                      f"{result['compression']:.2f}x | front {self._front()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._restore(trials, trial)
         self.failed += 1
-        from tracking.mlflow_tracker import error_text
+        from tracking.results import error_line
 
-        lines = [line for line in error_text(trial).splitlines() if line.strip()]
-        reason = lines[-1].strip()[:160] if lines else f"see {trial.error_file}"
+        reason = error_line(trial, limit=160)
         self.log(f"{self._status(trials, trial)} {trial.trial_id} failed: {reason}")
 
-
-def describe_config(config: dict) -> str:
-    """A trial's plan in a few words: order, bits per module, EMA and QC."""
-    bits = "-".join(str(v) for k, v in sorted(config.items()) if k.startswith("bits_"))
-    parts = [config.get("order", "?"), f"W[{bits}]"]
-    if config.get("ema"):
-        parts.append(f"ema {config.get('ema_decay', 0):.4g}")
-    if config.get("qc"):
-        parts.append(f"qc {config.get('qc_lr', 0):.2g}")
-    return " ".join(parts)

@@ -41,6 +41,7 @@ class SearchResult:
     rows: list[dict[str, Any]]
     prepared: Prepared | None = None
     location: str = ""
+    metric: Any = None  # the task's Metric: how ``accuracy`` reads
 
     @property
     def front(self) -> list[dict[str, Any]]:
@@ -114,7 +115,18 @@ def publish(path: Path, location: str) -> None:
         storage.upload([path / name for name in DRIVER_FILES], location)
 
 
-def _tracker(config: Config, prepared: Prepared, path: Path, location: str):
+def _table(config: Config, prepared: Prepared, path: Path, location: str):
+    """The search's live table and plot (rewritten after every trial, copied where it lives)."""
+    from tracking.live_table import LiveTable
+
+    task = prepared.checked.task
+    return LiveTable(path, metric=task.metric, modules=list(task.module_map.names), seeds=prepared.seeds,
+                     fp_accuracy=prepared.fp_metrics.get("accuracy"),
+                     fp_test_accuracy=prepared.fp_metrics.get("test_accuracy"),
+                     publish=functools.partial(publish, path, location))
+
+
+def _tracker(config: Config, prepared: Prepared, table, location: str):
     """The MLflow callback, with the search's settings, seeds, sensitivity and plans."""
     from dataclasses import asdict
 
@@ -131,13 +143,13 @@ def _tracker(config: Config, prepared: Prepared, path: Path, location: str):
                  "plans": {f"{t:g}": p.to_dict() for t, p in prepared.plans.items()},
                  "fp_metrics": prepared.fp_metrics}
     return MLflowTracker(uri=uri, experiment=tracking.experiment or config.name, search_path=location,
-                         output_dir=str(path), params=params, artifacts=artifacts, seeds=prepared.seeds,
-                         fp_accuracy=prepared.fp_metrics.get("accuracy"),
-                         publish=functools.partial(publish, path, location))
+                         table=table, params=params, artifacts=artifacts)
 
 
-def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int | None = None) -> None:
+def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int | None = None,
+             py_modules: list[str] | None = None) -> None:
     """Join ``address``, or start a small local Ray on 127.0.0.1 without a dashboard.
+    ``py_modules`` (files or package folders) are shipped to every worker (a user's task).
 
     Workers' output reaches the driver (``log_to_driver``), prefixed with the trial's process:
     trials print nothing of their own, so what comes is what a user must see, such as a
@@ -146,11 +158,13 @@ def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int 
 
     if ray.is_initialized():
         return
+    runtime_env = {"py_modules": py_modules} if py_modules else None
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         return
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=True,
-             object_store_memory=512 * 1024**2, _temp_dir=temp_dir, _node_ip_address="127.0.0.1")
+             object_store_memory=512 * 1024**2, _temp_dir=temp_dir, _node_ip_address="127.0.0.1",
+             runtime_env=runtime_env)
 
 
 def check_storage(config: Config) -> None:
@@ -242,19 +256,23 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from tracking.plot import plot_front
+    from tracking.live_table import TableCallback
     from tracking.report import save_search_info, save_test_scores
     from tracking.results import collect
-    from tracking.table import write_table
 
     from .progress import ProgressPrinter
     from .test_split import score_front_on_test
 
-    init_ray(address, temp_dir=ray_temp_dir)
+    from trainables.tasks import module_file
+
+    shipped = module_file(config.task_name)  # a task module of the user's, outside the installed packages
+    init_ray(address, temp_dir=ray_temp_dir, py_modules=[str(shipped)] if shipped else None)
     check_storage(config)
     resources.check_cluster_resources(config)
     trainable = _trainable(config, prepared, faults)
-    printer = ProgressPrinter(config.search.num_samples, log)
+    metric = checked.task.metric
+    modules = list(checked.task.module_map.names)
+    printer = ProgressPrinter(config.search.num_samples, log, metric.name, modules)
     if location is not None:
         log(f"resuming {location}")
         path = local_dir(config, location)
@@ -264,10 +282,11 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         location = storage.join(storage_root(config), name)
         path = local_dir(config, location)
-        save_search_info(path, prepared.seeds, prepared.fp_metrics)
+        save_search_info(path, prepared.seeds, prepared.fp_metrics, metric, modules)
         publish(path, location)
-        callbacks = [printer] + ([_tracker(config, prepared, path, location)]
-                                 if config.tracking.enabled else []) + _watch(config)
+        table = _table(config, prepared, path, location)
+        recorder = _tracker(config, prepared, table, location) if config.tracking.enabled else TableCallback(table)
+        callbacks = [printer, recorder] + _watch(config)
         searcher = OptunaSearch(space=_space_function(config, prepared), metric=METRICS, mode=MODES,
                                 points_to_evaluate=prepared.seeds or None,
                                 sampler=_sampler(config, len(prepared.seeds)))
@@ -283,18 +302,16 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       callbacks=callbacks, verbose=0))
     grid = tuner.fit()
-    rows = collect(grid, prepared.seeds)
+    table = _table(config, prepared, path, location)
+    rows = collect(grid, prepared.seeds, metric.companions, modules)
     score_front_on_test(grid, rows, checked.task, log=log)
     save_test_scores(path, rows)
     if config.tracking.enabled:
-        _tracker(config, prepared, path, location).log_test(rows)
+        _tracker(config, prepared, table, location).log_test(rows)
     if storage.is_uri(location):  # Tune names trials by their path in the bucket: give the URI
         for r in rows:
             r["path"] = r["path"] and storage.join(location, storage.name(r["path"]))
-    write_table(rows, path / "trials.parquet")
-    plot_front(rows, path / "pareto.png", fp_accuracy=prepared.fp_metrics.get("accuracy"),
-               fp_test_accuracy=prepared.fp_metrics.get("test_accuracy"))
-    publish(path, location)
-    log(f"table: {path / 'trials.parquet'}\nplot: {path / 'pareto.png'}")
-    return SearchResult(path, rows, prepared, location)
+    rows = table.write(rows)
+    log(f"table: {table.table_path}\nplot: {table.plot_path}")
+    return SearchResult(path, rows, prepared, location, metric)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from .baselines import ilp_space, ilp_targets, uniform_space
 from .seeds import recommended_order, seed_point, seed_points
-from .settings import UNIFORM, TrialSettings, trial_settings
+from .settings import UNIFORM, TrialSettings, describe_point, trial_settings, weight_bits
 from .space import SEARCH, SpaceConfig, define_space, order_name, parse_order, with_trial_seed
 
 __all__ = ["SEARCH", "SpaceConfig", "define_space", "order_name", "parse_order",
            "recommended_order", "seed_point", "seed_points", "UNIFORM", "TrialSettings",
-           "trial_settings", "uniform_space", "ilp_space", "ilp_targets", "with_trial_seed"]
+           "describe_point", "trial_settings", "weight_bits", "uniform_space", "ilp_space", "ilp_targets", "with_trial_seed"]

@@ -32,11 +32,32 @@ class TrialSettings:
         return f"{order} {self.plan} " + " ".join(e for e in extras if e)
 
 
+def weight_bits(config: Mapping[str, Any], modules: Sequence[str] | None = None) -> dict[str, int]:
+    """The point's weight bits by module, in ``modules``' order (the network's; Tune and JSON
+    sort keys, so the config's own order is alphabetical); every ``bits_*`` key if not given."""
+    if modules is None:
+        modules = [k[len("bits_"):] for k in config if k.startswith("bits_")]
+    return {m: int(config[f"bits_{m}"]) for m in modules}
+
+
+def describe_point(config: Mapping[str, Any], modules: Sequence[str] | None = None) -> str:
+    """A point in a few words: order, weight bits by module, EMA, QC and BN."""
+    bits = "-".join(str(b) for b in weight_bits(config, modules).values())
+    parts = [str(config.get("order", "?")), f"W[{bits}]"]
+    if config.get("ema"):
+        parts.append(f"ema {config.get('ema_decay', 0):.4g}")
+    if config.get("qc"):
+        parts.append(f"qc {config.get('qc_lr', 0):.2g}")
+    if config.get("bn"):
+        parts.append("bn")
+    return " ".join(parts)
+
+
 def trial_settings(config: Mapping[str, Any], modules: Sequence[str], *,
                    ema_warmup_steps: int = 50) -> TrialSettings:
     """Interpret a point of the space; ValueError names what is missing or wrong."""
     try:
-        bits = {m: int(config[f"bits_{m}"]) for m in modules}
+        bits = weight_bits(config, modules)
         order = None if config["order"] == UNIFORM else parse_order(config["order"])
         ema = (mqat.EMAConfig(decay=float(config["ema_decay"]), warmup_steps=ema_warmup_steps)
                if config.get("ema") else None)

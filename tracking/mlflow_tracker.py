@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
+from .live_table import LiveTable
 from .pareto import REFERENCE, hypervolume
-from .plot import plot_front
-from .results import mark_front, row
-from .table import write_table
+from .results import error_line
 
 MODEL_FILE = "model.mqat"
 #: MLflow 3 opens an experiment of no declared kind on its GenAI view ("Traces 0"); this kind,
@@ -54,30 +52,17 @@ def open_store(uri: str) -> None:
         SqlAlchemyStore(uri, (db.parent / "mlartifacts").resolve().as_uri())
 
 
-def error_text(trial) -> str:
-    """A failed trial's traceback: Tune writes it to the trial's local directory before the
-    callbacks run, and copies it to storage later (``get_error`` reads storage: a race)."""
-    local = getattr(trial, "error_file", None)
-    if local and Path(local).is_file():
-        return Path(local).read_text()
-    return str(trial.get_error() or "")
-
-
 class MLflowTracker(Callback):
     """A Tune callback that records the search in MLflow and keeps the table and plot current."""
 
-    def __init__(self, *, uri: str, experiment: str, search_path: str, output_dir: str,
-                 params: dict[str, Any], artifacts: dict[str, Any], seeds: list[dict[str, Any]],
-                 fp_accuracy: float | None = None, publish: Callable[[], None] | None = None):
+    def __init__(self, *, uri: str, experiment: str, search_path: str, table: LiveTable,
+                 params: dict[str, Any], artifacts: dict[str, Any]):
         self.uri, self.experiment, self.search_path = uri, experiment, search_path
-        self.publish = publish  # copies the table and plot where the search lives (a picklable callable)
-        self.output_dir = Path(output_dir)
-        self.params, self.artifacts, self.seeds = params, artifacts, seeds
-        self.fp_accuracy = fp_accuracy
+        self.table = table  # the rows, the trials table and the plot (kept up to date here)
+        self.params, self.artifacts = params, artifacts
         self._client = None
         self._parent: str | None = None
         self._children: dict[str, str] = {}
-        self._rows: dict[str, dict[str, Any]] = {}
         self._logged_models: set[str] = set()
         self._logged_steps: dict[str, set[int]] = {}  # trial id -> stages its child run holds
 
@@ -102,7 +87,7 @@ class MLflowTracker(Callback):
         if found is None:
             location = None
             if self.uri.startswith("sqlite:"):  # artifacts beside the database, not in ./mlruns
-                location = (self.output_dir / "mlartifacts").resolve().as_uri()
+                location = (self.table.output_dir / "mlartifacts").resolve().as_uri()
             try:
                 return self._declare(self.client.create_experiment(self.experiment, artifact_location=location))
             except MlflowException:
@@ -152,7 +137,7 @@ class MLflowTracker(Callback):
             exp = self._experiment_id()
             found = self._find(exp, f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent}'")
             if found is None:
-                seed = any(all(trial.config.get(k) == v for k, v in s.items()) for s in self.seeds)
+                seed = any(all(trial.config.get(k) == v for k, v in s.items()) for s in self.table.seeds)
                 run = self.client.create_run(exp, run_name=trial_id, tags={
                     "mlflow.parentRunId": parent, "trial_id": trial_id, "ilp_seed": str(seed).lower()})
                 found = run.info.run_id
@@ -163,7 +148,7 @@ class MLflowTracker(Callback):
     # ---- Tune hooks ---------------------------------------------------------------------
     def setup(self, **info):
         self.parent()
-        if not self._rows:
+        if not self.table.rows:
             self._restore()
 
     def _restore(self) -> None:
@@ -171,8 +156,6 @@ class MLflowTracker(Callback):
         the rows come back from the table last logged on the parent and the children from MLflow,
         so the front, its ``pareto`` tags and the hypervolume's steps continue where they were."""
         import tempfile
-
-        from .table import read_table
 
         parent = self.parent()
         children = self.client.search_runs([self._experiment_id()], max_results=50000,
@@ -186,7 +169,7 @@ class MLflowTracker(Callback):
                 table = self.client.download_artifacts(parent, "trials.parquet", tmp)
             except Exception:  # no trial had ended: nothing to restore
                 return
-            self._rows = {r["trial_id"]: r for r in read_table(table)}
+            self.table.restore(table)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.child(trial)
@@ -218,8 +201,7 @@ class MLflowTracker(Callback):
         self._finish(trial, error=None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        lines = [line for line in error_text(trial).splitlines() if line.strip()]
-        self._finish(trial, error=lines[-1].strip()[:500] if lines else "error")
+        self._finish(trial, error=error_line(trial))
 
     def on_experiment_end(self, trials, **info):
         self._drop_lost_children({t.trial_id for t in trials})
@@ -243,16 +225,8 @@ class MLflowTracker(Callback):
         if error:
             self.client.set_tag(run_id, "error", error)
         self.client.set_terminated(run_id, "FAILED" if error else "FINISHED")
-        self._rows[trial.trial_id] = row(trial.trial_id, trial.config, trial.last_result or {},
-                                         error=error, seeds=self.seeds, path=trial.local_path)
-        self.update(trial if not error else None)
-
-    def update(self, finished_trial=None) -> None:
-        rows = mark_front(list(self._rows.values()))
-        write_table(rows, self.output_dir / "trials.parquet")
-        plot_front(rows, self.output_dir / "pareto.png", fp_accuracy=self.fp_accuracy)
-        if self.publish is not None:
-            self.publish()
+        on_front = self.table.add(trial, error)["pareto"]
+        rows = list(self.table.rows.values())
         done = [(r["accuracy"], r["compression"]) for r in rows if r["accuracy"] is not None]
         from mlflow.entities import Metric
         self.client.log_batch(self.parent(), metrics=[
@@ -262,10 +236,10 @@ class MLflowTracker(Callback):
             run_id = self._children.get(r["trial_id"])
             if run_id:
                 self.client.set_tag(run_id, "pareto", str(r["pareto"]).lower())
-        if finished_trial is not None and self._rows[finished_trial.trial_id]["pareto"]:
-            self._log_model(finished_trial)
-        self.client.log_artifact(self.parent(), str(self.output_dir / "pareto.png"))
-        self.client.log_artifact(self.parent(), str(self.output_dir / "trials.parquet"))
+        if on_front and not error:
+            self._log_model(trial)
+        self.client.log_artifact(self.parent(), str(self.table.plot_path))
+        self.client.log_artifact(self.parent(), str(self.table.table_path))
 
     def log_test(self, rows: list[dict[str, Any]]) -> None:
         """After the search: the front's held-out test scores on its child runs, and the table

@@ -25,7 +25,7 @@ def front_ticks(front: list[float], every: list[float], *, min_gap: float = 0.07
 
 
 def plot_front(rows: list[dict[str, Any]], path: str | Path, *, fp_accuracy: float | None = None,
-               fp_test_accuracy: float | None = None,
+               fp_test_accuracy: float | None = None, ylabel: str = "accuracy",
                title: str = "Accuracy versus compression") -> Path:
     """Draw the trials and their Pareto front (validation accuracy, which the search ranked),
     the front's held-out test accuracy where it was measured, and the FP accuracy as a line."""
@@ -61,7 +61,7 @@ def plot_front(rows: list[dict[str, Any]], path: str | Path, *, fp_accuracy: flo
     ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("compression (weights, 32-bit = 1x; log scale)")
-    ax.set_ylabel("accuracy (ADD-0.1d)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)

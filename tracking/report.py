@@ -6,22 +6,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .plot import plot_front
+from .live_table import PLOT_FILE, TABLE_FILE, LiveTable
+from .metric import Metric
 from .results import mark_front, row
-from .table import write_table
 
 SEEDS_FILE, FP_FILE, TEST_FILE = "seeds.json", "fp_metrics.json", "test_scores.json"
-TABLE_FILE, PLOT_FILE = "trials.parquet", "pareto.png"
+TASK_FILE = "task.json"
 #: The files the driver writes into a search beside Tune's (copied up to an object store).
-DRIVER_FILES = (SEEDS_FILE, FP_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE)
+DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE)
 TEST_FIELDS = ("test_accuracy", "test_accuracy_se")
 
 
-def save_search_info(path: Path, seeds: list[dict[str, Any]], fp_metrics: dict[str, Any]) -> None:
-    """What a report needs beside Tune's files: the seed points and the FP model's metrics."""
+def save_search_info(path: Path, seeds: list[dict[str, Any]], fp_metrics: dict[str, Any], metric: Metric,
+                     modules: list[str]) -> None:
+    """What a report needs beside Tune's files: the seed points, the FP model's metrics, how the
+    task's metric reads and the network's modules in order."""
     path.mkdir(parents=True, exist_ok=True)
     (path / SEEDS_FILE).write_text(json.dumps(seeds))
     (path / FP_FILE).write_text(json.dumps(fp_metrics))
+    (path / TASK_FILE).write_text(json.dumps({"metric": metric.to_dict(), "modules": list(modules)}))
+
+
+def load_task_info(path: Path) -> tuple[Metric, list[str] | None]:
+    """The task's metric and modules as the search saved them (a plain ``accuracy`` and the
+    modules in the trials' own keys for a search without)."""
+    file = path / TASK_FILE
+    if not file.is_file():
+        return Metric(), None
+    info = json.loads(file.read_text())
+    return Metric.from_dict(info["metric"]), list(info["modules"])
+
+
+def load_metric(path: Path) -> Metric:
+    return load_task_info(path)[0]
 
 
 def save_test_scores(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -40,6 +57,7 @@ def rows_from_experiment(path: Path, where: Callable[[str], str] | None = None) 
     """One row per trial directory of a Tune experiment, the front marked. A row's ``path`` is
     its trial directory, or ``where(trial directory name)`` (a search copied from elsewhere)."""
     seeds = json.loads((path / SEEDS_FILE).read_text()) if (path / SEEDS_FILE).is_file() else []
+    metric, modules = load_task_info(path)
     rows = []
     for trial_dir in sorted(p for p in path.iterdir() if p.is_dir() and (p / "params.json").is_file()):
         config = json.loads((trial_dir / "params.json").read_text())
@@ -51,7 +69,8 @@ def rows_from_experiment(path: Path, where: Callable[[str], str] | None = None) 
             error = lines[-1].strip()[:500] if lines else "error"
         trial_id = last.get("trial_id") or trial_dir.name.split("_")[2]
         rows.append(row(trial_id, config, last, error=error if not last.get("final") else None,
-                        seeds=seeds, path=where(trial_dir.name) if where else str(trial_dir)))
+                        seeds=seeds, path=where(trial_dir.name) if where else str(trial_dir),
+                        companions=metric.companions, modules=modules))
     tests = json.loads((path / TEST_FILE).read_text()) if (path / TEST_FILE).is_file() else {}
     for r in rows:
         r.update(tests.get(r["trial_id"], {}))
@@ -88,6 +107,5 @@ def report(path: Path, where: Callable[[str], str] | None = None) -> list[dict[s
     if not rows:
         raise ValueError(f"{path} holds no trials")
     fp = json.loads((path / FP_FILE).read_text()) if (path / FP_FILE).is_file() else {}
-    write_table(rows, path / TABLE_FILE)
-    plot_front(rows, path / PLOT_FILE, fp_accuracy=fp.get("accuracy"), fp_test_accuracy=fp.get("test_accuracy"))
-    return rows
+    return LiveTable(path, metric=load_metric(path), fp_accuracy=fp.get("accuracy"),
+                     fp_test_accuracy=fp.get("test_accuracy")).write(rows)

@@ -2,18 +2,39 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from spaces import weight_bits
+
+from .metric import Metric
 from .pareto import pareto_mask
 
-#: Row fields, in table order (the Parquet schema follows this list).
-#: ``accuracy`` is the validation score the search ranked; ``test_accuracy`` the held-out test
-#: score of a front model (null elsewhere: no search decision sees the test split).
+#: Row fields, in table order (the Parquet schema follows this list); the task's companion
+#: metrics (``Metric.companions``) follow them, one column each.
+#: ``accuracy`` is the validation score the search ranked (the task's metric, higher is better);
+#: ``test_accuracy`` the held-out test score of a front model (null elsewhere: no search
+#: decision sees the test split).
 FIELDS = ("trial_id", "status", "error", "ilp_seed", "seed", "pareto", "accuracy", "accuracy_se",
-          "test_accuracy", "test_accuracy_se", "add_auc", "compression", "model_bytes",
+          "test_accuracy", "test_accuracy_se", "compression", "model_bytes",
           "accuracy_raw", "accuracy_ema", "accuracy_bn", "accuracy_qc", "oscillating_fraction",
           "order", "plan", "ema", "ema_decay", "qc", "qc_lr", "bn", "lr", "epochs_per_stage", "path")
+
+
+def error_text(trial) -> str:
+    """A failed trial's traceback: Tune writes it to the trial's local directory before the
+    callbacks run, and copies it to storage later (``get_error`` reads storage: a race)."""
+    local = getattr(trial, "error_file", None)
+    if local and Path(local).is_file():
+        return Path(local).read_text()
+    return str(trial.get_error() or "")
+
+
+def error_line(trial, limit: int = 500) -> str:
+    """The last line of a failed trial's traceback (its exception), at most ``limit`` characters."""
+    lines = [line for line in error_text(trial).splitlines() if line.strip()]
+    return lines[-1].strip()[:limit] if lines else "error"
 
 
 def _is_seed(config: Mapping[str, Any], seeds: Iterable[Mapping[str, Any]]) -> bool:
@@ -21,26 +42,30 @@ def _is_seed(config: Mapping[str, Any], seeds: Iterable[Mapping[str, Any]]) -> b
 
 
 def row(trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any], *, error: str | None,
-        seeds: Iterable[Mapping[str, Any]] = (), path: str | None = None) -> dict[str, Any]:
-    """One trial as a flat record; a failed or unfinished trial has no accuracy or compression."""
+        seeds: Iterable[Mapping[str, Any]] = (), path: str | None = None,
+        companions: Iterable[str] = (), modules: Sequence[str] | None = None) -> dict[str, Any]:
+    """One trial as a flat record; a failed or unfinished trial has no accuracy or compression.
+    ``companions``: the task's other metrics to keep, read from the final report; ``modules``:
+    the network's modules, in its order (the plan's order)."""
     finished = error is None and bool(metrics.get("final"))
-    bits = {k[len("bits_"):]: int(v) for k, v in config.items() if k.startswith("bits_")}
+    bits = weight_bits(config, modules)
     get = (lambda key: metrics.get(key)) if finished else (lambda key: None)
     return {
         "trial_id": trial_id, "status": "finished" if finished else ("failed" if error else "unfinished"),
         "error": error, "ilp_seed": _is_seed(config, seeds), "seed": config.get("seed"), "pareto": False,
         "accuracy": get("accuracy"), "accuracy_se": get("metric/accuracy_se"),
         "test_accuracy": None, "test_accuracy_se": None,
-        "add_auc": get("metric/add_auc"), "compression": get("compression"),
+        "compression": get("compression"),
         "model_bytes": get("model_bytes"), "accuracy_raw": get("accuracy_raw"),
         "accuracy_ema": get("accuracy_ema"), "accuracy_bn": get("accuracy_bn"),
         "accuracy_qc": get("accuracy_qc"),
         "oscillating_fraction": get("oscillating_fraction"), "order": config.get("order"),
-        "plan": json.dumps({"weight_bits": bits, "act_bits": config.get("act_bits")}, sort_keys=True),
+        "plan": json.dumps({"act_bits": config.get("act_bits"), "weight_bits": bits}),
         "ema": bool(config.get("ema")), "ema_decay": config.get("ema_decay") if config.get("ema") else None,
         "qc": bool(config.get("qc")), "qc_lr": config.get("qc_lr") if config.get("qc") else None,
         "bn": bool(config.get("bn")),
         "lr": config.get("lr"), "epochs_per_stage": config.get("epochs_per_stage"), "path": path,
+        **{key: get(f"metric/{key}") for key in companions},
     }
 
 
@@ -55,7 +80,8 @@ def mark_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def collect(grid, seeds: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+def collect(grid, seeds: Iterable[Mapping[str, Any]] = (), companions: Iterable[str] = (),
+            modules: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Rows of a Ray Tune ``ResultGrid``, the front marked."""
     seeds = list(seeds)
     rows = []
@@ -67,7 +93,8 @@ def collect(grid, seeds: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any
                 else type(result.error).__name__
         trial_id = metrics.get("trial_id") or (result.path.rstrip("/").split("/")[-1] if result.path else "?")
         rows.append(row(trial_id, result.config or {}, metrics, error=error, seeds=seeds,
-                        path=str(result.path) if result.path else None))
+                        path=str(result.path) if result.path else None, companions=companions,
+                        modules=modules))
     return mark_front(rows)
 
 
@@ -77,13 +104,13 @@ def _with_se(value: float | None, se: float | None) -> str:
     return f"{value:.3f}" + (f" +- {se:.3f}" if se is not None else "")
 
 
-def format_front(rows: list[dict[str, Any]]) -> str:
-    """The Pareto rows as a table, by compression."""
+def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
+    """The Pareto rows as a table, by compression, the score named as ``metric`` names it."""
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["compression"])
     if not front:
         return "(no finished trial)"
     modules = "-".join(json.loads(front[0]["plan"])["weight_bits"])
-    header = (f"{'compression':>11}  {'val ADD-0.1d':>16}  {'test ADD-0.1d':>16}  {'bytes':>9}  "
+    header = (f"{'compression':>11}  {'val ' + metric.name:>16}  {'test ' + metric.name:>16}  {'bytes':>9}  "
               f"{'bits':<12} {'order':<22} {'ema':>7} {'qc':>7} {'bn':>3}  trial")
     lines = [header]
     for r in front:

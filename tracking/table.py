@@ -1,7 +1,9 @@
-"""The trials table as Parquet: a fixed, documented schema, written atomically."""
+"""The trials table as Parquet: a fixed, documented schema (and the task's companion metrics),
+written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -13,12 +15,13 @@ from .results import FIELDS
 
 #: One row per trial. ``plan`` is JSON (``{"weight_bits": {...}, "act_bits": ...}``); metrics of a
 #: failed or unfinished trial are null; ``pareto`` marks the front; ``ilp_seed`` an ILP seed plan,
-#: ``seed`` the trial's random seed; ``test_*`` are set for front models only.
+#: ``seed`` the trial's random seed; ``test_*`` are set for front models only. The task's companion
+#: metrics follow as float columns named by their keys.
 SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
     ("ilp_seed", pa.bool_()), ("seed", pa.int64()), ("pareto", pa.bool_()),
     ("accuracy", pa.float64()), ("accuracy_se", pa.float64()),
-    ("test_accuracy", pa.float64()), ("test_accuracy_se", pa.float64()), ("add_auc", pa.float64()),
+    ("test_accuracy", pa.float64()), ("test_accuracy_se", pa.float64()),
     ("compression", pa.float64()), ("model_bytes", pa.int64()),
     ("accuracy_raw", pa.float64()), ("accuracy_ema", pa.float64()), ("accuracy_bn", pa.float64()),
     ("accuracy_qc", pa.float64()),
@@ -29,11 +32,18 @@ SCHEMA = pa.schema([
 assert tuple(SCHEMA.names) == FIELDS  # the row builder and the schema must not drift apart
 
 
-def write_table(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write ``rows`` as Parquet with :data:`SCHEMA` (to a temporary file, then renamed)."""
-    table = pa.Table.from_pylist([{k: r.get(k) for k in FIELDS} for r in rows], schema=SCHEMA)
+def schema(companions: Iterable[str] = ()) -> pa.Schema:
+    """:data:`SCHEMA` with a float column per companion metric."""
+    extra = [key for key in companions if key not in FIELDS]
+    return pa.schema([*SCHEMA, *((key, pa.float64()) for key in extra)])
+
+
+def write_table(rows: list[dict[str, Any]], path: str | Path, companions: Iterable[str] = ()) -> Path:
+    """Write ``rows`` as Parquet with :func:`schema` (to a temporary file, then renamed)."""
+    full = schema(companions)
+    table = pa.Table.from_pylist([{k: r.get(k) for k in full.names} for r in rows], schema=full)
     return atomic_write(path, lambda f: pq.write_table(table, f))
 
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:
-    return pq.read_table(path, schema=SCHEMA).to_pylist()
+    return pq.read_table(path).to_pylist()

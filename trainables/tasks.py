@@ -1,37 +1,75 @@
-"""The task interface the trainable and the search use, and the registry of tasks by name.
+"""The task contract: what a network, its data and its metric must offer to be searched.
 
-A task owns a model family with its module map, its data, its loss and its metric:
+A task is a class, named in a config's ``task:`` section by a short name (``pose``; installed
+packages add names through the entry-point group ``mqat.tasks``) or by import path
+(``my_package.my_module:MyTask``; the config file's folder is on the import path). The section's
+other keys are the task's own, read into ``MyTask.Config``. The whole contract:
 
-* ``build_model()``: a fresh float model on the task's device;
-* ``module_map``: the :class:`mqat.ModuleMap` of that model;
-* ``train_epoch(model, optimizer, on_step, *, images=None) -> mean loss`` and
-  ``evaluate(model, *, images=None, split="val") -> metrics`` (with ``"accuracy"``), the two
-  callables :func:`mqat.run_mqat` takes; ``images`` limits an epoch or a scoring to that many
-  images; ``split`` is ``"val"`` (every decision of a search) or ``"test"`` (the final report
-  only); ``steps_per_epoch(images=None)``: the optimizer steps of one such epoch;
-* ``loss_fn(model, batch)`` and ``sensitivity_batches(count)`` (validation batches, also used
-  to calibrate quantizers) for :func:`mqat.sensitivity` and :func:`mqat.calibrate`;
-  ``train_batches(count)``: un-augmented training batches for :func:`mqat.reestimate_bn`;
-* ``fingerprint()``: what determines the data and the model, for cache keys.
+Class level, read on the driver before anything starts:
 
-Randomness (data order, augmentation) is drawn from torch's global generator, which the flow
-reseeds per stage from the trial's seed (:func:`mqat.seed_everything`).
+* ``Config``: a dataclass of the task's keys (defaults for all; ``__post_init__`` may raise
+  ``ValueError`` with a message for the user);
+* ``module_names(config) -> list[str]``: the modules of the model, e.g. backbone, neck, head;
+  they name the search space's dimensions and must equal ``module_map.names``;
+* ``metric``: a :class:`Metric`: how the score reads in tables, logs and plots (a property where
+  it depends on the config).
+
+Optional: ``baseline() -> dict``, the metrics of a model that learned nothing (the mean pose,
+chance), printed after pretraining.
+
+Instance, ``MyTask(config, *, cache_dir, device, progress)``; cheap to create (data on demand):
+
+* ``module_map``: the :class:`mqat.ModuleMap` of the model; ``build_model()``: a fresh float
+  model on the task's device;
+* ``prepare_data()``: make the data ready (render, download, read); the driver calls it once,
+  before pretraining and before any trial, so trials only read what it left in ``cache_dir``;
+* ``train_epoch(model, optimizer, on_step, *, images=None) -> mean loss``: one epoch over the
+  training split (or a random ``images`` of it), ``on_step()`` after every optimizer step;
+  ``steps_per_epoch(images=None)``: the optimizer steps of such an epoch;
+* ``evaluate(model, *, images=None, split="val") -> dict``: ``"accuracy"`` (the score the search
+  maximises: higher is better; a task whose metric is an error reports e.g. 1 - error),
+  ``"accuracy_se"`` (its standard error) and any companion metrics; ``split`` is ``"val"``
+  (every decision of a search) or ``"test"`` (only the front's final report), ``images`` the
+  first images of the split only (cheaper scoring between stages);
+* ``loss_fn(model, batch)`` and ``sensitivity_batches(count)`` (validation batches) for
+  :func:`mqat.sensitivity` and :func:`mqat.calibrate`; ``train_batches(count)``: un-augmented
+  training batches for :func:`mqat.reestimate_bn`;
+* ``fingerprint()``: JSON-able data that determine the data and the model (cache keys).
+
+Randomness (data order, augmentation, initial weights) must come from torch's global generator,
+which the search seeds per pretraining and per stage of a trial (:func:`mqat.seed_everything`).
 """
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Protocol
 
 from torch import Tensor, nn
 
 import mqat
+from tracking.metric import Metric
+
+__all__ = ["Metric", "Task", "check_task", "get_task", "module_file", "task_names"]
+
+#: Tasks that ship with mqat-search; installed packages add theirs through this entry-point group.
+BUILT_IN = {"pose": "trainables.pose:PoseTask"}
+ENTRY_POINT_GROUP = "mqat.tasks"
 
 
 class Task(Protocol):
+    Config: type
+    metric: Metric
     module_map: mqat.ModuleMap
 
+    @classmethod
+    def module_names(cls, config: Any) -> list[str]: ...
     def build_model(self) -> nn.Module: ...
+    def prepare_data(self) -> None: ...
     def train_epoch(self, model: nn.Module, optimizer, on_step: Callable[[], None], *,
                     images: int | None = None) -> float: ...
     def evaluate(self, model: nn.Module, *, images: int | None = None,
@@ -43,27 +81,78 @@ class Task(Protocol):
     def fingerprint(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class TaskEntry:
-    config_class: type
-    factory: Callable[..., Task]
-    #: the module names of the task's model, known from its config alone (no data, no model)
-    module_names: Callable[[Any], list[str]]
+CLASS_MEMBERS = ("Config", "module_names", "metric")
+INSTANCE_MEMBERS = ("module_map", "build_model", "prepare_data", "train_epoch", "evaluate", "steps_per_epoch",
+                    "loss_fn", "sensitivity_batches", "train_batches", "fingerprint")
 
 
-def _registry() -> dict[str, TaskEntry]:
-    from .pose import PoseConfig, PoseTask
-    from .pose.network import MODULE_MAP
-    return {"pose": TaskEntry(PoseConfig, PoseTask, lambda config: list(MODULE_MAP))}
+def _registered() -> dict[str, str]:
+    """Short names: the built-in tasks and those of installed packages (entry points)."""
+    names = dict(BUILT_IN)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        names.setdefault(entry.name, entry.value)
+    return names
 
 
 def task_names() -> list[str]:
-    return sorted(_registry())
+    return sorted(_registered())
 
 
-def get_task(name: str) -> TaskEntry:
-    """The config class and factory of the task ``name``; ValueError naming the known tasks."""
-    registry = _registry()
-    if name not in registry:
-        raise ValueError(f"unknown task {name!r}: the known tasks are {sorted(registry)}")
-    return registry[name]
+def import_path(name: str) -> str:
+    """``module:Class`` of a task given by short name or import path; ValueError otherwise."""
+    registered = _registered()
+    if name in registered:
+        return registered[name]
+    if ":" not in name:
+        raise ValueError(f"unknown task {name!r}: give a known name {sorted(registered)} or an "
+                         "import path 'module:Class'")
+    return name
+
+
+def get_task(name: str, *, search_path: str | Path | None = None) -> type:
+    """The task class ``name`` names (``search_path``: a folder to import from first); ValueError
+    with one line when it cannot be imported or misses part of the contract."""
+    module_name, _, class_name = import_path(name).partition(":")
+    if search_path is not None and str(search_path) not in sys.path:
+        sys.path.insert(0, str(search_path))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # noqa: BLE001 - any failure of the user's module is reported as one line
+        raise ValueError(f"cannot import task module {module_name!r}: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"module {module_name!r} has no class {class_name!r}")
+    missing = [m for m in CLASS_MEMBERS if not hasattr(cls, m)]
+    if missing or not dataclasses.is_dataclass(cls.Config):
+        raise ValueError(f"task {name!r} misses {missing or ['Config as a dataclass']} of the task contract "
+                         "(trainables/tasks.py)")
+    return cls
+
+
+def check_task(task: Task, config: Any) -> None:
+    """ValueError with one line if an instance misses part of the contract, or its module map
+    disagrees with the module names its class declares."""
+    missing = [m for m in INSTANCE_MEMBERS if not hasattr(task, m)]
+    if missing:
+        raise ValueError(f"task {type(task).__name__} misses {missing} of the task contract (trainables/tasks.py)")
+    declared = list(type(task).module_names(config))
+    if list(task.module_map.names) != declared:
+        raise ValueError(f"task {type(task).__name__}: module_names() gives {declared} but its module map "
+                         f"has {list(task.module_map.names)}")
+
+
+#: This project's own packages: every worker has them already.
+PROJECT_PACKAGES = ("mqat", "search", "spaces", "trainables", "tracking")
+
+
+def module_file(name: str) -> Path | None:
+    """The file or package folder of a task's (imported) top-level module where workers may
+    lack it: neither this project nor an installed package. Ray ships it (``py_modules``)."""
+    top_name = import_path(name).partition(":")[0].split(".")[0]
+    origin = getattr(sys.modules.get(top_name), "__file__", None)
+    if top_name in PROJECT_PACKAGES or origin is None:
+        return None
+    path = Path(origin).resolve()
+    path = path.parent if path.name == "__init__.py" else path
+    return None if {"site-packages", "dist-packages"} & set(path.parts) else path

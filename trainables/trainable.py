@@ -98,7 +98,7 @@ def _report(metrics: dict[str, Any], files: dict[str, Any] | None = None) -> Non
 def _task(task_name: str, task_config: Any, cache_dir: str, device: str):
     """The task, kept by the worker process: with ``reuse_actors`` the next trial skips loading
     the data set again."""
-    return get_task(task_name).factory(task_config, cache_dir=cache_dir, device=device, progress=False)
+    return get_task(task_name)(task_config, cache_dir=cache_dir, device=device, progress=False)
 
 
 def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:

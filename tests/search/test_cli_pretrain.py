@@ -57,7 +57,7 @@ def test_bop_object_not_in_dataset_exits_2(tmp_path):
 def test_pretrain_runs_and_reports(tmp_path):
     result = _run(tmp_path, TINY)
     assert result.returncode == 0, result.stderr
-    assert "ADD-0.1d" in result.stdout and "mean-pose baseline" in result.stdout
+    assert result.stdout.startswith("FP model: ADD-0.1d") and "baseline (a model that learned nothing)" in result.stdout
     again = _run(tmp_path, TINY)
     assert again.returncode == 0 and "(cached)" in again.stdout
 

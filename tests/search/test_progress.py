@@ -30,3 +30,15 @@ def test_a_new_search_counts_from_zero():
     first = _trial("a", "PENDING")
     printer.on_trial_start(0, [first], first)
     assert lines[-1].startswith("[0/2 done")
+
+
+def test_lines_name_the_tasks_metric_and_the_plan_in_the_networks_module_order():
+    lines = []
+    printer = ProgressPrinter(total=1, log=lines.append, metric_name="mAP", modules=["backbone", "neck", "head"])
+    trial = _trial("a", "RUNNING")
+    trial.config = {"order": "neck>head>backbone", "bits_backbone": 8, "bits_head": 4, "bits_neck": 2, "bn": True}
+    printer.on_trial_start(0, [trial], trial)
+    assert lines[-1].endswith("started a: neck>head>backbone W[8-2-4] bn")
+    trial.last_result, trial.status = {"accuracy": 0.6, "compression": 4.0}, "TERMINATED"
+    printer.on_trial_complete(0, [trial], trial)
+    assert " a: mAP 0.600 at 4.00x" in lines[-1]

@@ -8,12 +8,13 @@ import pytest
 
 pytest.importorskip("mlflow")
 
+from tracking.live_table import LiveTable  # noqa: E402
 from tracking.mlflow_tracker import EXPERIMENT_KIND, VIEW_KEY, MLflowTracker, default_uri  # noqa: E402
 
 
 def _tracker(tmp, search: str) -> MLflowTracker:
     return MLflowTracker(uri=default_uri(tmp), experiment="shared", search_path=f"/searches/{search}",
-                         output_dir=str(tmp), params={"method": "mqat"}, artifacts={}, seeds=[])
+                         table=LiveTable(tmp), params={"method": "mqat"}, artifacts={})
 
 
 def _open_parent(tmp, search, barrier):

@@ -1,5 +1,6 @@
 import json
 
+from tracking.metric import Metric
 from tracking.results import FIELDS, format_front, mark_front, row
 
 CONFIG = {"order": "fpn>head>backbone", "bits_backbone": 4, "bits_fpn": 2, "bits_head": 4,
@@ -12,10 +13,11 @@ def _metrics(acc, cf):
 
 
 def test_rows_have_the_fixed_fields_and_the_front_is_marked():
-    rows = [row("a", CONFIG, _metrics(0.5, 4.0), error=None, seeds=[{"bits_fpn": 2}]),
-            row("b", CONFIG, _metrics(0.4, 3.0), error=None),
-            row("c", CONFIG, _metrics(0.3, 9.0), error=None),
-            row("d", CONFIG, {"accuracy": 0.9, "compression": 20.0}, error="FloatingPointError: nan")]
+    modules = ["backbone", "fpn", "head"]
+    rows = [row("a", CONFIG, _metrics(0.5, 4.0), error=None, seeds=[{"bits_fpn": 2}], modules=modules),
+            row("b", CONFIG, _metrics(0.4, 3.0), error=None, modules=modules),
+            row("c", CONFIG, _metrics(0.3, 9.0), error=None, modules=modules),
+            row("d", CONFIG, {"accuracy": 0.9, "compression": 20.0}, error="FloatingPointError: nan", modules=modules)]
     mark_front(rows)
     assert all(tuple(r) == FIELDS for r in rows)
     assert [r["pareto"] for r in rows] == [True, False, True, False]
@@ -24,3 +26,16 @@ def test_rows_have_the_fixed_fields_and_the_front_is_marked():
     assert json.loads(rows[0]["plan"])["weight_bits"] == {"backbone": 4, "fpn": 2, "head": 4}
     table = format_front(rows)
     assert table.index("4.00x") < table.index("9.00x") and "(ILP)" in table
+
+
+def test_rows_keep_the_tasks_companions_and_the_networks_module_order():
+    """A detector's neck sorts after its head: the plan keeps the network's order, not the
+    alphabet (Tune writes a trial's config with its keys sorted)."""
+    config = {"order": "neck>head>backbone", "bits_backbone": 8, "bits_head": 4, "bits_neck": 2, "act_bits": 8}
+    metrics = {**_metrics(0.6, 5.0), "metric/map_50": 0.8}
+    r = row("a", config, metrics, error=None, companions=["map_50"], modules=["backbone", "neck", "head"])
+    assert r["map_50"] == 0.8 and tuple(r)[:len(FIELDS)] == FIELDS
+    assert list(json.loads(r["plan"])["weight_bits"]) == ["backbone", "neck", "head"]
+    r["pareto"] = True
+    table = format_front([r], Metric("mAP", "mAP@[.5:.95]"))
+    assert "val mAP" in table and "test mAP" in table and " 8-2-4 " in table and "backbone-neck-head" in table

@@ -10,7 +10,7 @@ from tracking.table import SCHEMA, read_table, write_table
 DOCUMENTED = [
     ("trial_id", "string"), ("status", "string"), ("error", "string"), ("ilp_seed", "bool"),
     ("seed", "int64"), ("pareto", "bool"), ("accuracy", "double"), ("accuracy_se", "double"),
-    ("test_accuracy", "double"), ("test_accuracy_se", "double"), ("add_auc", "double"),
+    ("test_accuracy", "double"), ("test_accuracy_se", "double"),
     ("compression", "double"), ("model_bytes", "int64"), ("accuracy_raw", "double"),
     ("accuracy_ema", "double"), ("accuracy_bn", "double"), ("accuracy_qc", "double"),
     ("oscillating_fraction", "double"), ("order", "string"), ("plan", "string"), ("ema", "bool"),
@@ -41,6 +41,33 @@ def test_parquet_schema_is_stable_and_round_trips(tmp_path):
     assert [r["pareto"] for r in again] == [True, True, False, False]
     assert again[3]["status"] == "failed" and again[3]["accuracy"] is None
     assert list(tmp_path.iterdir()) == [tmp_path / "trials.parquet"]   # no temporary file left
+
+
+def test_the_table_has_a_column_per_companion_metric_of_the_task(tmp_path):
+    rows = _rows()
+    rows[0]["map_50"] = 0.7
+    write_table(rows, tmp_path / "trials.parquet", companions=["map_50"])
+    table = pq.read_table(tmp_path / "trials.parquet")
+    assert table.schema.names == SCHEMA.names + ["map_50"]
+    assert [r["map_50"] for r in read_table(tmp_path / "trials.parquet")] == [0.7, None, None, None]
+
+
+def test_a_live_table_rewrites_table_and_plot_after_every_trial(tmp_path):
+    from types import SimpleNamespace
+
+    from tracking.live_table import LiveTable
+    from tracking.metric import Metric
+
+    published = []
+    table = LiveTable(tmp_path, metric=Metric("top-1", "top-1 accuracy", {"loss": "loss"}),
+                      modules=["backbone", "fpn", "head"], publish=lambda: published.append(1))
+    result = {"final": True, "accuracy": 0.5, "compression": 4.0, "model_bytes": 10, "metric/loss": 0.3}
+    table.add(SimpleNamespace(trial_id="t1", config=CONFIG, last_result=result, local_path="/x"), error=None)
+    table.add(SimpleNamespace(trial_id="t2", config=CONFIG, last_result={}, local_path="/y"), error="boom")
+    rows = read_table(tmp_path / "trials.parquet")
+    assert [(r["trial_id"], r["status"], r["pareto"], r["loss"]) for r in rows] == [
+        ("t1", "finished", True, 0.3), ("t2", "failed", False, None)]
+    assert (tmp_path / "pareto.png").is_file() and published == [1, 1]
 
 
 def test_plot_is_a_png(tmp_path):

@@ -23,6 +23,7 @@ from .metrics import mean_pose, pose_metrics
 from .network import MODULE_MAP, PoseNet
 from .pnp import solve_pnp
 from .satellite import ObjectModel, satellite
+from ..tasks import Metric
 
 _MEAN, _STD = 0.5, 0.25
 
@@ -48,6 +49,12 @@ class PoseTask:
     (:func:`mqat.seed_everything`, per pretraining and per stage of a trial) fixes them.
     """
 
+    Config = PoseConfig
+
+    @classmethod
+    def module_names(cls, config: PoseConfig) -> list[str]:
+        return list(MODULE_MAP)
+
     def __init__(self, config: PoseConfig, *, cache_dir: str | Path = "data", device: str = "auto",
                  progress: bool = True):
         self.config = config
@@ -55,12 +62,24 @@ class PoseTask:
         self.device = pick_device(device)
         self.progress = progress
         self.module_map = mqat.ModuleMap(MODULE_MAP)
-        self.render_seconds = 0.0
         self._splits: dict[str, PoseData] = {}  # rendered or read on first use
         if config.source == "bop":
             check_bop(self._bop_spec())
 
+    @property
+    def metric(self) -> Metric:
+        """ADD-0.1d, or ADD-S-0.1d for a symmetric object (what the pose literature ranks by)."""
+        name = "ADD-S-0.1d" if self.object.symmetric else "ADD-0.1d"
+        return Metric(name=name, label=f"accuracy ({name})", companions={
+            "add_auc": "ADD AUC(0.1d)", "rot_err_deg_median": "median rotation error (deg)",
+            "trans_err_cm_median": "median translation error (cm)", "kp_err_px": "keypoint error (px)"})
+
     # ---- data -------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Render (or read) every split once, here, rather than in trials racing each other."""
+        for split in ("train", "val", "test"):
+            self.data(split)
+
     def _bop_spec(self) -> BopSpec:
         c = self.config
         return BopSpec(c.bop_path, c.bop_object_id, c.bop_split, c.image_size, seed=c.seed)
@@ -92,13 +111,11 @@ class PoseTask:
     def data(self, split: str) -> PoseData:
         """The images of ``split`` ('train', 'val' or 'test'), rendered or read on first use."""
         if split not in self._splits:
-            start = time.perf_counter()
             if self.config.source == "bop":
                 self._splits[split] = self._bop_splits[split]
             else:
                 self._splits[split] = cached_render(self._render_spec(split), self.cache_dir,
                                                    progress=self.progress, desc=f"rendering {split}")
-            self.render_seconds += time.perf_counter() - start
         return self._splits[split]
 
     @property
@@ -231,7 +248,7 @@ class PoseTask:
         return pose_metrics(points, self.object.diameter, R_pred, t_pred, data.R, data.t, data.bins,
                             symmetric=self.object.symmetric)
 
-    def mean_pose_baseline(self) -> dict[str, float]:
+    def baseline(self) -> dict[str, float]:
         """The metrics of always predicting the mean training pose (what no learning gives)."""
         R, t = mean_pose(self.train_data.R, self.train_data.t)
         n = len(self.val_data)

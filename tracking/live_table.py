@@ -1,0 +1,81 @@
+"""The trials of a search as rows, with its table and plot rewritten whenever a trial ends.
+
+One home for what every search keeps up to date, with MLflow or without: the MLflow tracker
+uses it, and a search with tracking off runs it as a Tune callback of its own (``TableCallback``),
+so a driver killed mid-search leaves a current ``trials.parquet`` and ``pareto.png`` either way.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from .metric import Metric
+from .plot import plot_front
+from .results import error_line, mark_front, row
+from .table import read_table, write_table
+
+TABLE_FILE, PLOT_FILE = "trials.parquet", "pareto.png"
+
+
+class LiveTable:
+    """Rows by trial id, written as ``trials.parquet`` and ``pareto.png`` in ``output_dir``
+    (then ``publish()``, which copies them where the search lives)."""
+
+    def __init__(self, output_dir: str | Path, *, metric: Metric = Metric(), modules: list[str] | None = None,
+                 seeds: Iterable[Mapping[str, Any]] = (), fp_accuracy: float | None = None,
+                 fp_test_accuracy: float | None = None, publish: Callable[[], None] | None = None):
+        self.output_dir = Path(output_dir)
+        self.metric, self.modules, self.seeds = metric, modules, list(seeds)
+        self.fp_accuracy, self.fp_test_accuracy = fp_accuracy, fp_test_accuracy
+        self.publish = publish  # a picklable callable: Tune pickles its callbacks
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    @property
+    def table_path(self) -> Path:
+        return self.output_dir / TABLE_FILE
+
+    @property
+    def plot_path(self) -> Path:
+        return self.output_dir / PLOT_FILE
+
+    def restore(self, table: str | Path) -> None:
+        """Continue from a table written before (a resumed search)."""
+        self.rows = {r["trial_id"]: r for r in read_table(table)}
+
+    def add(self, trial, error: str | None) -> dict[str, Any]:
+        """Record an ended Tune trial, rewrite the files, and return its row (front marked)."""
+        self.rows[trial.trial_id] = row(trial.trial_id, trial.config, trial.last_result or {}, error=error,
+                                        seeds=self.seeds, path=trial.local_path,
+                                        companions=self.metric.companions, modules=self.modules)
+        self.write(list(self.rows.values()))
+        return self.rows[trial.trial_id]
+
+    def write(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Mark the front of ``rows``, write the table and plot, publish them."""
+        rows = mark_front(rows)
+        write_table(rows, self.table_path, self.metric.companions)
+        plot_front(rows, self.plot_path, fp_accuracy=self.fp_accuracy, fp_test_accuracy=self.fp_test_accuracy,
+                   ylabel=self.metric.label)
+        if self.publish is not None:
+            self.publish()
+        return rows
+
+
+class TableCallback(Callback):
+    """A :class:`LiveTable` kept by Tune's trial events (for searches without MLflow)."""
+
+    def __init__(self, table: LiveTable):
+        self.table = table
+
+    def setup(self, **info):
+        if not self.table.rows and self.table.table_path.is_file():  # --resume
+            self.table.restore(self.table.table_path)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.table.add(trial, error=None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.table.add(trial, error=error_line(trial))
