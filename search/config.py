@@ -19,7 +19,7 @@ import yaml
 
 from spaces import SpaceConfig
 from trainables.pretrain import PretrainConfig
-from trainables.tasks import check_task, get_task
+from trainables.tasks import DEFAULT_TASK, check_task, get_task
 
 from .storage import check_location
 
@@ -218,7 +218,7 @@ def config_from_dict(data: Any, *, source: str = "config", task_dir: str | Path 
     if not isinstance(task_data, Mapping):
         raise ConfigError(f"task must be a mapping of keys to values, but got {task_data!r}")
     task_data = dict(task_data)
-    task_name = _coerce(task_data.pop("name", "pose"), str, "task.name")
+    task_name = _coerce(task_data.pop("name", DEFAULT_TASK), str, "task.name")
     try:
         task_class = get_task(task_name, search_path=task_dir)
     except ValueError as err:

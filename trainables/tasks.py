@@ -59,6 +59,7 @@ __all__ = ["Metric", "Task", "check_task", "get_task", "module_file", "task_name
 #: Tasks that ship with mqat-search; installed packages add theirs through this entry-point group.
 BUILT_IN = {"pose": "trainables.pose:PoseTask"}
 ENTRY_POINT_GROUP = "mqat.tasks"
+DEFAULT_TASK = "pose"  # a config's task when it names none
 
 
 class Task(Protocol):

@@ -1,0 +1,125 @@
+"""A user's task, in a file outside the project that no worker has on its path, searched as the
+README says: named by ``module:Class`` in a config beside it, on a local Ray and on a two-node
+cluster (Ray ships the file to the workers). A typo in the task's own keys is one line, exit 2."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import read_reports, short_ray_tmp
+from tests.integration.processes import kill_all, started_by
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shapes_task.py"
+
+
+def _user_project(tmp_path: Path, **task_keys) -> Path:
+    """``tmp_path/task``: the example task as ``my_shapes.py`` and a config beside it."""
+    folder = tmp_path / "task"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(EXAMPLE, folder / "my_shapes.py")
+    config = {
+        "name": "own", "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out"),
+        "task": {"name": "my_shapes:ShapesTask", "train_images": 256, "val_images": 128, "test_images": 128,
+                 "width": 8, "batch_size": 32, **task_keys},
+        "pretrain": {"epochs": 2},
+        "search": {"num_samples": 2, "max_concurrent": 2, "targets": [4], "images_per_epoch": 128,
+                   "stage_eval_images": 64, "sensitivity_batches": 1, "calibration_batches": 2,
+                   "bn_batches": 2, "shared_storage": True},
+        "space": {"weight_bits": [2, 4, 8], "epochs_per_stage": 1},
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _elsewhere(tmp_path: Path) -> Path:
+    """A working directory that is neither the project nor the task's folder."""
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir(exist_ok=True)
+    return cwd
+
+
+def _check_search(tmp_path: Path, stdout: str) -> set[str]:
+    """The search's record: two finished trials of the user's metric and modules; their nodes."""
+    assert "accuracy = top-1 +- standard error" in stdout and "val top-1" in stdout
+    (experiment,) = (tmp_path / "out" / "ray").glob("own-*")
+    from tracking.table import read_table
+    rows = read_table(experiment / "trials.parquet")
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert all(r["loss"] is not None for r in rows)                      # the task's companion metric
+    assert all(list(json.loads(r["plan"])["weight_bits"]) == ["backbone", "neck", "head"] for r in rows)
+    assert json.loads((experiment / "task.json").read_text())["metric"]["name"] == "top-1"
+    return {report["node_id"] for t in experiment.glob("train_mqat_*") for report in read_reports(t)}
+
+
+@pytest.mark.slow
+def test_a_task_file_outside_the_project_is_searched_on_a_local_ray(tmp_path):
+    config = _user_project(tmp_path)
+    ray_tmp = short_ray_tmp()
+    process = subprocess.Popen([sys.executable, "-m", "search.cli", "search", "--config", str(config), "--quiet"],
+                               cwd=_elsewhere(tmp_path), env={**os.environ, "RAY_TMPDIR": ray_tmp},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        kill_all(session=process.pid, path=ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert process.returncode == 0, stderr[-3000:]
+    _check_search(tmp_path, stdout)
+
+
+def test_a_typo_in_the_tasks_own_keys_is_one_line_and_exit_2(tmp_path):
+    config = _user_project(tmp_path, widht=8)
+    result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(config), "--check"],
+                            cwd=_elsewhere(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == ["mqat: error: unknown key task.widht; did you mean 'width'?"]
+    assert not (tmp_path / "out").exists()
+
+
+# The driver of the cluster test: a head that runs no trial and two one-CPU workers on this
+# machine, then the search through the command line's entry point.
+SCRIPT = """
+import json, sys
+import search.run  # Ray's environment first
+from ray.cluster_utils import Cluster
+from search.cli import main
+
+config, report = sys.argv[1], sys.argv[2]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+cluster.wait_for_nodes()
+code = main(["search", "--config", config, "--address", cluster.address, "--quiet"])
+with open(report, "w") as f:
+    json.dump({"code": code, "workers": [w.node_id for w in workers]}, f)
+import ray
+ray.shutdown()
+cluster.shutdown()
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_a_task_file_outside_the_project_reaches_the_workers_of_a_cluster(tmp_path):
+    config = _user_project(tmp_path)
+    ray_tmp = short_ray_tmp()
+    driver = subprocess.Popen([sys.executable, "-c", SCRIPT, str(config), str(tmp_path / "report.json")],
+                              cwd=_elsewhere(tmp_path), env={**os.environ, "RAY_TMPDIR": ray_tmp},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = driver.communicate(timeout=600)
+    finally:
+        kill_all(session=driver.pid, path=ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert driver.returncode == 0, stderr[-3000:]
+    assert not started_by(session=driver.pid, path=ray_tmp)
+    workers = set(json.loads((tmp_path / "report.json").read_text())["workers"])
+    nodes = _check_search(tmp_path, stdout)
+    assert nodes and nodes <= workers                                    # trials ran on the worker nodes
