@@ -57,7 +57,7 @@ from tracking.metric import Metric
 __all__ = ["Metric", "Task", "check_task", "get_task", "module_file", "task_names"]
 
 #: Tasks that ship with mqat-search; installed packages add theirs through this entry-point group.
-BUILT_IN = {"pose": "trainables.pose:PoseTask"}
+BUILT_IN = {"pose": "trainables.pose:PoseTask", "detect": "trainables.detect:DetectTask"}
 ENTRY_POINT_GROUP = "mqat.tasks"
 DEFAULT_TASK = "pose"  # a config's task when it names none
 

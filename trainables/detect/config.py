@@ -1,0 +1,44 @@
+"""Configuration of the detection task (validated on creation, before any work)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Rendered multi-object scenes, the detector's size, and decoding."""
+
+    train_images: int = 6000
+    val_images: int = 1000
+    test_images: int = 1000
+    image_size: int = 96
+    max_objects: int = 6               # per image: 1 to this many
+    min_size: float = 6.0              # object sides in pixels, log-uniform between these
+    max_size: float = 56.0
+    clutter: int = 6                   # distracting strokes per image (no class of their own)
+    widths: tuple[int, ...] = (16, 32, 64, 96, 128)   # backbone stages at strides 2, 4, 8, 16, 32
+    neck_channels: int = 48
+    batch_size: int = 32
+    score_threshold: float = 0.05
+    nms_iou: float = 0.5
+    bootstrap: int = 20                # resamples of the images for the standard error of mAP
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("train_images", "val_images", "test_images", "max_objects", "neck_channels",
+                     "batch_size", "bootstrap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"task.{name} must be an integer >= 1, but got {value!r}")
+        if self.image_size < 64 or self.image_size % 32:
+            raise ValueError(f"task.image_size must be a multiple of 32 and >= 64, but got {self.image_size!r}")
+        if len(self.widths) != 5 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths):
+            raise ValueError(f"task.widths must be 5 positive integers (the backbone's stages at strides "
+                             f"2 to 32), but got {list(self.widths)}")
+        if not 2 <= self.min_size < self.max_size <= self.image_size:
+            raise ValueError(f"task.min_size and task.max_size must satisfy 2 <= min_size < max_size <= "
+                             f"image_size, but got {self.min_size!r} and {self.max_size!r}")
+        if not 0 <= self.clutter <= 50:
+            raise ValueError(f"task.clutter must lie in [0, 50], but got {self.clutter!r}")
+        if not 0 < self.score_threshold < 1 or not 0 < self.nms_iou < 1:
+            raise ValueError("task.score_threshold and task.nms_iou must lie in (0, 1)")
