@@ -1,5 +1,6 @@
 # mqat-search: set up and run. Only Python 3.10+ (with venv) is needed beforehand.
 #   make quickstart   set up, then run the quickstart search (local Ray, CPU, about 20 minutes)
+#   make detect       set up, then run the detection search (local Ray, CPU, about 15 minutes)
 #   make test         set up, then run the test suite
 #   make demo         set up, then run the library demo
 # torch is installed first, at TORCH_VERSION, so pip never resolves a multi-GB build by itself;
@@ -14,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 TORCH_PIP_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: setup quickstart demo test clean
+.PHONY: setup quickstart detect demo test clean
 
 setup: $(STAMP)
 
@@ -27,6 +28,9 @@ $(STAMP): pyproject.toml
 
 quickstart: setup
 	$(BIN)/mqat search --config configs/quickstart.yaml
+
+detect: setup
+	$(BIN)/mqat search --config configs/detect.yaml
 
 demo: setup
 	$(BIN)/python -m mqat.demo

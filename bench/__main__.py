@@ -9,7 +9,7 @@ import platform
 import time
 from pathlib import Path
 
-SECTIONS = ("kernel", "step", "scaling", "orchestration", "quality", "fidelity")
+SECTIONS = ("kernel", "step", "scaling", "orchestration", "quality", "fidelity", "fidelity-detect")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, seconds = [], {}
     for name in (s for s in SECTIONS if s in chosen):
         start = time.perf_counter()
-        section = import_module(f"bench.{name}")
+        section = import_module(f"bench.{name.replace('-', '_')}")
         rows += section.run(quick=args.quick)
         seconds[name] = round(time.perf_counter() - start, 1)
         print(f"[bench] {name}: {seconds[name]} s", flush=True)

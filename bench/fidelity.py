@@ -55,23 +55,25 @@ ORDERS = {"paper": [FPN, HEAD, BACKBONE], "fpn-last": [HEAD, BACKBONE, FPN]}
 
 
 @functools.lru_cache(maxsize=1)
-def _context(quick: bool):
-    """The task, its FP weights and sensitivity table, built once per worker process."""
+def _context(quick: bool, task: str = "pose"):
+    """The task, its FP weights and sensitivity table, built once per worker process: the
+    quickstart's (pose) or configs/detect.yaml's (detect), each at its own budget."""
     from search.config import config_from_dict
     from search.prepare import check, prepare
 
     from . import searches
 
-    data = searches.base_config(quick, cheap=False)  # the quickstart's own budget
+    data = searches.base_config(quick, cheap=False) if task == "pose" else searches.detect_config(quick)
     config = config_from_dict({**data, "tracking": {"enabled": False}})
     prepared = prepare(config, check(config, progress=False), progress=False, log=lambda *_: None)
     return config, prepared
 
 
-def _plan(bits, act_bits):
+def _plan(bits, act_bits, modules=(BACKBONE, FPN, HEAD)):
+    """Bits by module, in the network's order (pose: backbone, fpn, head)."""
     import mqat
 
-    return mqat.BitPlan({BACKBONE: bits[0], FPN: bits[1], HEAD: bits[2]}, act_bits=act_bits)
+    return mqat.BitPlan(dict(zip(modules, bits, strict=True)), act_bits=act_bits)
 
 
 def _order(arm: Arm, plan, table):
@@ -92,19 +94,19 @@ def seed_lr(config) -> float:
     return math.sqrt(low * high)
 
 
-def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None) -> dict[str, float]:
+def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None, task_name: str = "pose") -> dict[str, float]:
     """One run of an arm: the test accuracy of every model it yields."""
     import torch
 
     import mqat
 
     torch.set_num_threads(1)
-    config, prepared = _context(quick)
+    config, prepared = _context(quick, task_name)
     task = prepared.checked.task
     search = config.search
     model = task.build_model()
     model.load_state_dict(prepared.fp_state)
-    plan = _plan(arm.bits, arm.act_bits)
+    plan = _plan(arm.bits, arm.act_bits, task.module_map.names)
     epochs = 3  # one epoch per module: the joint arm gets the same budget in one stage
     steps = epochs * task.steps_per_epoch(search.images_per_epoch)
     calibration = task.sensitivity_batches(search.sensitivity_batches * 2)
@@ -134,24 +136,24 @@ def _qc_score(task, model, images) -> float:
     return _score(task, model)
 
 
-def _ptq(quick: bool, bits: int, seed: int) -> float:
+def _ptq(quick: bool, bits: int, seed: int, task_name: str = "pose") -> float:
     """Calibration only, no training."""
     import torch
 
     import mqat
 
     torch.set_num_threads(1)
-    config, prepared = _context(quick)
+    config, prepared = _context(quick, task_name)
     task = prepared.checked.task
     model = task.build_model()
     model.load_state_dict(prepared.fp_state)
-    mqat.quantize_(model, _plan((bits,) * 3, 8), task.module_map)
+    mqat.quantize_(model, _plan((bits,) * 3, 8, task.module_map.names), task.module_map)
     mqat.calibrate(model, task.sensitivity_batches(config.search.sensitivity_batches * 2), seed=seed)
     return _score(task, model)
 
 
-def _fp(quick: bool) -> float:
-    config, prepared = _context(quick)
+def _fp(quick: bool, task_name: str = "pose") -> float:
+    config, prepared = _context(quick, task_name)
     model = prepared.checked.task.build_model()
     model.load_state_dict(prepared.fp_state)
     return _score(prepared.checked.task, model)
@@ -215,34 +217,40 @@ def _progress(futures) -> None:
 
 
 def run(quick: bool = False) -> list[dict]:
+    return run_arms(quick, ARMS, CLAIMS, section=SECTION)
+
+
+def run_arms(quick: bool, arms, claims, *, section: str, task_name: str = "pose") -> list[dict]:
+    """Train every arm with each seed (two processes), score the models on the test split, and
+    judge ``claims``: rows of means and spreads, then a row per claim."""
     seeds = [0, 1] if quick else [0, 1, 2]
     workers = max(1, min(2, os.cpu_count() or 1))
     with ProcessPoolExecutor(workers) as pool:
-        fp = pool.submit(_fp, quick).result()  # prepares (and caches) FP weights and sensitivity
-        ptq = {bits: [pool.submit(_ptq, quick, bits, s) for s in seeds] for bits in (8, 4)}
-        runs = {arm.name: [pool.submit(_trained, quick, arm, s) for s in seeds] for arm in ARMS}
+        fp = pool.submit(_fp, quick, task_name).result()  # prepares (and caches) FP weights and sensitivity
+        ptq = {bits: [pool.submit(_ptq, quick, bits, s, task_name) for s in seeds] for bits in (8, 4)}
+        runs = {arm.name: [pool.submit(_trained, quick, arm, s, None, task_name) for s in seeds] for arm in arms}
         _progress([f for futures in (*ptq.values(), *runs.values()) for f in futures])
         scores = {f"PTQ W{bits}A8": {None: [f.result() for f in futures]} for bits, futures in ptq.items()}
         for name, futures in runs.items():
             results = [f.result() for f in futures]
             scores[name] = {model: [r[model] for r in results] for model in results[0]}
     scores["FP"] = {None: [fp] * len(seeds)}
-    rows = [row(SECTION, "FP (test split)", fp, note="full precision")]
+    rows = [row(section, "FP (test split)", fp, note="full precision")]
     for name, by_model in scores.items():
         if name == "FP":
             continue
         for model, values in by_model.items():
             mean, spread = _stats(values)
             label = name if model is None else f"{name}: {model}"
-            rows.append(row(SECTION, label, mean, ratio=mean / fp if fp else None, spread=spread,
+            rows.append(row(section, label, mean, ratio=mean / fp if fp else None, spread=spread,
                             values=[round(v, 4) for v in values], note=f"{len(values)} seeds, x FP"))
-    return rows + claim_rows(scores)
+    return rows + claim_rows(scores, claims, section)
 
 
-def claim_rows(scores: dict[str, dict]) -> list[dict]:
+def claim_rows(scores: dict[str, dict], claims=CLAIMS, section: str = SECTION) -> list[dict]:
     """A row per claim: the mean difference A - B and its verdict."""
     rows = []
-    for claim, arm_a, model_a, arm_b, model_b in CLAIMS:
+    for claim, arm_a, model_a, arm_b, model_b in claims:
         a, b = scores[arm_a][model_a], scores[arm_b][model_b]
         if arm_b == "FP":  # "matches": not below FP by more than twice A's standard error
             mean_a, sd_a = _stats(a)
@@ -250,5 +258,5 @@ def claim_rows(scores: dict[str, dict]) -> list[dict]:
         else:
             result = verdict(a, b, paired=arm_a == arm_b)
         diff = statistics.mean(a) - statistics.mean(b)
-        rows.append(row(SECTION, f"claim: {claim}", diff, note=result))
+        rows.append(row(section, f"claim: {claim}", diff, note=result))
     return rows

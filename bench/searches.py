@@ -33,6 +33,20 @@ def base_config(quick: bool, *, cheap: bool = True) -> dict:
     return data
 
 
+DETECT = ROOT.parent / "configs" / "detect.yaml"
+TINY_DETECT = {"name": "tiny-detect", "task": {"name": "detect", "train_images": 256, "val_images": 64, "test_images": 64,
+                                               "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "batch_size": 16},
+               "pretrain": {"epochs": 2},
+               "search": {"targets": [4, 8], "images_per_epoch": 64, "stage_eval_images": 32, "sensitivity_batches": 1}}
+
+
+def detect_config(quick: bool) -> dict:
+    """configs/detect.yaml (its data and FP model cached beside the bench's), or a tiny one."""
+    if quick:
+        return {**TINY_DETECT, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(ROOT / "runs" / "tiny-detect")}
+    return {**yaml.safe_load(DETECT.read_text()), "output_dir": str(ROOT / "runs" / "detect")}
+
+
 def run(quick: bool, name: str, **search) -> dict:
     """One search; returns its wall time, rows and settings."""
     from search.run import run_search

@@ -26,8 +26,9 @@ def test_the_validator_catches_a_wrong_head_type():
         _validate(config)
 
 
-def test_cluster_search_config_asks_for_gpus_and_shared_storage():
+@pytest.mark.parametrize("path", ["configs/cluster.yaml", "configs/detect-cluster.yaml"])
+def test_cluster_search_config_asks_for_gpus_and_shared_storage(path):
     from search.config import load_config
-    config = load_config("configs/cluster.yaml")
+    config = load_config(path)
     assert config.search.gpus_per_trial == 1 and config.search.shared_storage
     assert config.search.storage_path.startswith("/mnt/shared") and config.cache_dir.startswith("/mnt/shared")

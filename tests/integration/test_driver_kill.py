@@ -6,6 +6,7 @@ written is known to be done even when its end was not recorded: it returns at on
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -70,3 +71,61 @@ def test_driver_sigkill_then_resume(tmp_path):
     children = [r.data.tags["trial_id"] for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert sorted(children) == sorted(r["trial_id"] for r in rows)   # one child per trial
     assert sum(r.data.tags.get("kind") == "search" for r in runs) == 1
+
+
+def _record(tmp_path: Path, experiment: Path):
+    """The search's table rows and MLflow runs (parent and children)."""
+    from mlflow import MlflowClient
+
+    from tracking.table import read_table
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("kind") == "search"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return read_table(experiment / "trials.parquet"), client, parent, children
+
+
+@pytest.mark.slow
+def test_rounds_of_sigkill_and_sigint_then_resume_keep_the_record_whole(tmp_path):
+    """One search interrupted at random moments (seeded) by SIGKILL and SIGINT, resumed each time:
+    MLflow's pareto tags equal the table's front, the parent's hypervolume has one value per
+    finished trial in order, every trial has one child and no stage is logged twice."""
+    rng = random.Random(11)
+    path = write_tiny_config(tmp_path, {"num_samples": 6, "max_concurrent": 2})
+    ray_tmp = short_ray_tmp()
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    command = [sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet"]
+    interruptions = []
+    try:
+        for round_, sig in enumerate([signal.SIGKILL, signal.SIGINT, signal.SIGKILL]):
+            driver = subprocess.Popen(command + (["--resume"] if round_ else []), env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not list((tmp_path / "out" / "ray").glob("tiny-*/train_mqat_*")):
+                time.sleep(0.2)
+            time.sleep(rng.uniform(1.0, 12.0))        # a random moment of the running search
+            if driver.poll() is None:
+                driver.send_signal(sig)
+                interruptions.append(sig.name)
+            driver.wait(timeout=120)
+            kill_all(session=driver.pid, path=ray_tmp)
+        last = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=600,
+                              start_new_session=True)
+    finally:
+        kill_all(path=ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert len(interruptions) >= 2, interruptions      # the search was interrupted, more than once
+    (experiment,) = (tmp_path / "out" / "ray").glob("tiny-*")
+    rows, client, parent, children = _record(tmp_path, experiment)
+    assert len(rows) == 6 and all(r["status"] == "finished" for r in rows)
+    by_trial = {c.data.tags["trial_id"]: c for c in children}
+    assert len(children) == 6 and sorted(by_trial) == sorted(r["trial_id"] for r in rows)  # one child each
+    assert {t: c.data.tags.get("pareto") for t, c in by_trial.items()} == {
+        r["trial_id"]: str(r["pareto"]).lower() for r in rows}                          # tags = the table's front
+    history = sorted(client.get_metric_history(parent.info.run_id, "hypervolume"), key=lambda m: m.timestamp)
+    assert [m.step for m in history] == list(range(1, 7)), [m.step for m in history]
+    assert [m.value for m in history] == sorted(m.value for m in history)
+    for child in children:                                                              # no stage twice
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
+        assert sorted(steps) == list(range(len(steps))), steps
