@@ -27,7 +27,10 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
 # run_search): frequent by design, so Tune's warning about frequent snapshots is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "token")  # token auth on, chosen explicitly (no warning)
+# Token auth for the local Ray this driver starts, chosen explicitly (no warning); a cluster's own
+# nodes decide theirs (see _follow_the_cluster), unless the user set RAY_AUTH_MODE.
+_AUTH_MODE_IS_OURS = "RAY_AUTH_MODE" not in os.environ
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 METRICS, MODES = ["accuracy", "compression"], ["max", "max"]
 
@@ -146,6 +149,18 @@ def _tracker(config: Config, prepared: Prepared, table, location: str):
                          table=table, params=params, artifacts=artifacts)
 
 
+def _follow_the_cluster() -> None:
+    """Joining a cluster, drop the token mode this module chose for a local Ray: Ray's own rule
+    for joining then applies (``auto`` on a node that holds a token: token; an explicit address:
+    as RAY_AUTH_MODE says). A driver in token mode joins a cluster without it, and then its trial
+    actors die without a word (the nodes call back into the driver without a token)."""
+    if _AUTH_MODE_IS_OURS and os.environ.get("RAY_AUTH_MODE") == "token":
+        from ray._raylet import Config
+
+        del os.environ["RAY_AUTH_MODE"]
+        Config.initialize("")  # Ray caches the mode; it rereads it the same way when it sets it
+
+
 def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int | None = None,
              py_modules: list[str] | None = None) -> None:
     """Join ``address``, or start a small local Ray on 127.0.0.1 without a dashboard.
@@ -160,7 +175,14 @@ def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int 
         return
     runtime_env = {"py_modules": py_modules} if py_modules else None
     if address:
-        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
+        _follow_the_cluster()
+        try:
+            ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
+        except (ray.exceptions.AuthenticationError, ConnectionError) as err:
+            raise ConfigError(
+                f"cannot join the Ray cluster at {address} ({first_line(err)}): no cluster answers there, "
+                "or it asks for a token this driver did not give: set RAY_AUTH_MODE=token with the "
+                "cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN), as the nodes cluster.yaml starts have it") from None
         return
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=True,
              object_store_memory=512 * 1024**2, _temp_dir=temp_dir, _node_ip_address="127.0.0.1",

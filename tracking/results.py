@@ -48,7 +48,8 @@ def row(trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any], *,
     ``companions``: the task's other metrics to keep, read from the final report; ``modules``:
     the network's modules, in its order (the plan's order)."""
     finished = error is None and bool(metrics.get("final"))
-    bits = weight_bits(config, modules)
+    # a trial Tune never started may come back without a configuration
+    bits = weight_bits(config, [m for m in modules if f"bits_{m}" in config] if modules else None)
     get = (lambda key: metrics.get(key)) if finished else (lambda key: None)
     return {
         "trial_id": trial_id, "status": "finished" if finished else ("failed" if error else "unfinished"),

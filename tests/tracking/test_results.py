@@ -39,3 +39,5 @@ def test_rows_keep_the_tasks_companions_and_the_networks_module_order():
     r["pareto"] = True
     table = format_front([r], Metric("mAP", "mAP@[.5:.95]"))
     assert "val mAP" in table and "test mAP" in table and " 8-2-4 " in table and "backbone-neck-head" in table
+    never_started = row("b", {}, {}, error="cancelled", modules=["backbone", "neck", "head"])
+    assert never_started["status"] == "failed" and json.loads(never_started["plan"])["weight_bits"] == {}
