@@ -45,13 +45,21 @@ class LiveTable:
         """Continue from a table written before (a resumed search)."""
         self.rows = {r["trial_id"]: r for r in read_table(table)}
 
-    def add(self, trial, error: str | None) -> dict[str, Any]:
-        """Record an ended Tune trial, rewrite the files, and return its row (front marked)."""
-        self.rows[trial.trial_id] = row(trial.trial_id, trial.config, trial.last_result or {}, error=error,
-                                        seeds=self.seeds, path=trial.local_path,
-                                        companions=self.metric.companions, modules=self.modules)
+    def add(self, trial, error: str | None, trials: Iterable = ()) -> dict[str, Any]:
+        """Record an ended Tune trial, rewrite the files, and return its row (front marked).
+        ``trials`` (all of Tune's) fill in any ended trial the rows lack: a driver killed after a
+        trial ended and before its table was saved restores a table without it."""
+        for other in trials:
+            ended = {"TERMINATED": None, "ERROR": "error"}
+            if other.status in ended and other.trial_id not in self.rows and other is not trial:
+                self.rows[other.trial_id] = self._row(other, error_line(other) if ended[other.status] else None)
+        self.rows[trial.trial_id] = self._row(trial, error)
         self.write(list(self.rows.values()))
         return self.rows[trial.trial_id]
+
+    def _row(self, trial, error: str | None) -> dict[str, Any]:
+        return row(trial.trial_id, trial.config, trial.last_result or {}, error=error, seeds=self.seeds,
+                   path=trial.local_path, companions=self.metric.companions, modules=self.modules)
 
     def write(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Mark the front of ``rows``, write the table and plot, publish them."""
@@ -75,7 +83,7 @@ class TableCallback(Callback):
             self.table.restore(self.table.table_path)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.table.add(trial, error=None)
+        self.table.add(trial, error=None, trials=trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.table.add(trial, error=error_line(trial))
+        self.table.add(trial, error=error_line(trial), trials=trials)

@@ -65,6 +65,7 @@ class MLflowTracker(Callback):
         self._children: dict[str, str] = {}
         self._logged_models: set[str] = set()
         self._logged_steps: dict[str, set[int]] = {}  # trial id -> stages its child run holds
+        self._parent_steps: set[int] | None = None   # steps of the parent's hypervolume
 
     def __getstate__(self):  # Tune pickles callbacks with its experiment state
         state = dict(self.__dict__)
@@ -198,10 +199,10 @@ class MLflowTracker(Callback):
         return self._logged_steps[trial.trial_id]
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finish(trial, error=None)
+        self._finish(trial, error=None, trials=trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._finish(trial, error=error_line(trial))
+        self._finish(trial, error=error_line(trial), trials=trials)
 
     def on_experiment_end(self, trials, **info):
         self._drop_lost_children({t.trial_id for t in trials})
@@ -220,18 +221,15 @@ class MLflowTracker(Callback):
                 self._children.pop(trial_id, None)
 
     # ---- after each trial ---------------------------------------------------------------
-    def _finish(self, trial, error: str | None) -> None:
+    def _finish(self, trial, error: str | None, trials=()) -> None:
         run_id = self.child(trial)
         if error:
             self.client.set_tag(run_id, "error", error)
         self.client.set_terminated(run_id, "FAILED" if error else "FINISHED")
-        on_front = self.table.add(trial, error)["pareto"]
+        on_front = self.table.add(trial, error, trials)["pareto"]
         rows = list(self.table.rows.values())
         done = [(r["accuracy"], r["compression"]) for r in rows if r["accuracy"] is not None]
-        from mlflow.entities import Metric
-        self.client.log_batch(self.parent(), metrics=[
-            Metric("hypervolume", hypervolume(done, REFERENCE), int(time.time() * 1000), len(rows)),
-            Metric("trials_finished", float(len(done)), int(time.time() * 1000), len(rows))])
+        self._log_front_size(len(rows), hypervolume(done, REFERENCE), len(done))
         for r in rows:
             run_id = self._children.get(r["trial_id"])
             if run_id:
@@ -240,6 +238,20 @@ class MLflowTracker(Callback):
             self._log_model(trial)
         self.client.log_artifact(self.parent(), str(self.table.plot_path))
         self.client.log_artifact(self.parent(), str(self.table.table_path))
+
+    def _log_front_size(self, step: int, volume: float, finished: int) -> None:
+        """The parent's hypervolume and finished count at ``step`` (trials ended), once per step:
+        a trial that ends again after a resume (its end was not saved) logs nothing new."""
+        from mlflow.entities import Metric
+
+        if self._parent_steps is None:  # a resumed driver starts from the callback pickled at the start
+            self._parent_steps = {m.step for m in self.client.get_metric_history(self.parent(), "hypervolume")}
+        if step in self._parent_steps:
+            return
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.parent(), metrics=[Metric("hypervolume", volume, now, step),
+                                                      Metric("trials_finished", float(finished), now, step)])
+        self._parent_steps.add(step)
 
     def log_test(self, rows: list[dict[str, Any]]) -> None:
         """After the search: the front's held-out test scores on its child runs, and the table

@@ -57,15 +57,20 @@ def test_driver_sigkill_then_resume(tmp_path):
     assert 2 <= len(kept) < 6
     for name, reports in kept.items():                        # not rerun: not one report more
         assert read_reports(experiment / name) == reports
-    finals = _finals(experiment)
-    assert len(finals) == 6 and all(n == 1 for n in finals.values()), finals
-
     from mlflow import MlflowClient
 
     from tracking.table import read_table
     rows = read_table(experiment / "trials.parquet")
     assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
     assert all(r["status"] == "finished" for r in rows)
+    # every trial of the record ran to its end once, in its own directory. A trial that ended in
+    # the milliseconds between its final report and Tune's next snapshot (this test kills right
+    # after a final report: into that window) is unknown to the resumed Tune, which runs a new
+    # trial in its place; its directory is left, in no record (no row, no MLflow child).
+    finals = _finals(experiment)
+    recorded = {Path(r["path"]).name for r in rows}
+    assert all(finals[name] == 1 for name in recorded), finals
+    assert len(set(finals) - recorded) <= 2, finals      # at most the trials running at the kill
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     children = [r.data.tags["trial_id"] for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -123,3 +123,37 @@ def test_a_stage_run_twice_is_recorded_once_also_by_a_resumed_tracker(tmp_path):
         resumed.on_trial_result(0, [], trial, {"stage": stage, "accuracy": accuracy, "training_iteration": iteration})
     history = resumed.client.get_metric_history(resumed.child(trial), "accuracy")
     assert sorted((m.step, m.value) for m in history) == [(0, 0.30), (1, 0.35), (2, 0.40)]
+
+
+def test_a_driver_killed_between_a_trials_end_and_its_saved_table_keeps_one_hypervolume_per_trial(tmp_path):
+    from tracking.table import read_table
+
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)
+    started.setup()
+    trials = [_trial(f"t{i}", 0.1 * i, 2.0 * i) for i in range(1, 5)]
+    for trial in trials:
+        trial.status = "RUNNING"
+    for trial in trials[:2]:
+        started.on_trial_start(0, [], trial)
+        started.on_trial_complete(0, trials, trial)
+        trial.status = "TERMINATED"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("the driver dies here")
+    started.client.log_artifact = killed           # t3's end: hypervolume logged, the table never saved
+    started.on_trial_start(0, [], trials[2])
+    with pytest.raises(KeyboardInterrupt):
+        started.on_trial_complete(0, trials, trials[2])
+    trials[2].status = "TERMINATED"
+    (tmp_path / "trials.parquet").unlink()          # nor its local copy: only MLflow's is left
+
+    resumed = pickle.loads(pickled)
+    resumed.setup()                                  # restores t1 and t2 only
+    resumed.on_trial_start(0, [], trials[3])
+    resumed.on_trial_complete(0, trials, trials[3])  # Tune knows t3 ended: it is not run again
+    history = resumed.client.get_metric_history(resumed.parent(), "hypervolume")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    assert sorted(r["trial_id"] for r in read_table(tmp_path / "trials.parquet")) == ["t1", "t2", "t3", "t4"]
+    resumed.on_trial_complete(0, trials, trials[2])  # or it is: nothing is logged twice
+    assert sorted(m.step for m in resumed.client.get_metric_history(resumed.parent(), "hypervolume")) == [1, 2, 3, 4]
