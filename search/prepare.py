@@ -66,7 +66,8 @@ def _sensitivity(config: Config, task, checkpoint: Path, model) -> mqat.Sensitiv
         f"{Path(config.pretrain.checkpoint).resolve()}:{checkpoint.stat().st_mtime_ns}"
     act_bits = config.space.top_act_bits
     payload = json.dumps({"fp": source, "bits": bits, "batches": config.search.sensitivity_batches,
-                          "act_bits": act_bits, "probe": "calibrated-mse"})
+                          "act_bits": act_bits, "probe": "calibrated-mse", "modules": task.module_map.to_dict()},
+                         sort_keys=True)
     path = Path(config.cache_dir) / "sensitivity" / f"{hashlib.sha256(payload.encode()).hexdigest()[:16]}.json"
     if path.is_file():
         return mqat.SensitivityTable.from_dict(json.loads(path.read_text()))

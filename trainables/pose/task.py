@@ -61,7 +61,7 @@ class PoseTask:
         self.cache_dir = Path(cache_dir)
         self.device = pick_device(device)
         self.progress = progress
-        self.module_map = mqat.ModuleMap(MODULE_MAP)
+        self.module_map = mqat.ModuleMap(MODULE_MAP, fp_first_last=config.fp_first_last)
         self._splits: dict[str, PoseData] = {}  # rendered or read on first use
         if config.source == "bop":
             check_bop(self._bop_spec())
@@ -148,7 +148,8 @@ class PoseTask:
         return model.to(self.device, memory_format=torch.channels_last)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"task": "pose", "config": asdict(self.config)}
+        # what fixes the data and the FP model: not which layers quantization leaves alone
+        return {"task": "pose", "config": {k: v for k, v in asdict(self.config).items() if k != "fp_first_last"}}
 
     def steps_per_epoch(self, images: int | None = None) -> int:
         """Optimizer steps in one ``train_epoch`` (over ``images`` of the training set, or all)."""
