@@ -298,6 +298,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     if location is not None:
         log(f"resuming {location}")
         path = local_dir(config, location)
+        table = _table(config, prepared, path, location)  # Tune restores its callbacks' own
         tuner = tune.Tuner.restore(location, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
     else:
@@ -324,7 +325,6 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       callbacks=callbacks, verbose=0))
     grid = tuner.fit()
-    table = _table(config, prepared, path, location)
     rows = collect(grid, prepared.seeds, metric.companions, modules)
     score_front_on_test(grid, rows, checked.task, log=log)
     save_test_scores(path, rows)

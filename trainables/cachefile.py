@@ -12,9 +12,39 @@ import functools
 import hashlib
 import json
 import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import mqat
+
+
+T = TypeVar("T")
+
+
+def spec_key(spec: Any, version: int) -> str:
+    """The cache key of a rendered set: a hash of its spec (a dataclass) and the renderer's version."""
+    payload = json.dumps({"spec": asdict(spec), "renderer": version}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def rendered(path: Path, render: Callable[[], T], *, save: Callable[[T, Path], None],
+             load: Callable[[Path], T]) -> T:
+    """``load(path)`` from a verified cache file, or after ``render()`` made it (``save``, then its
+    record). What ``render`` makes is fixed by the key in ``path``, so a damaged cache costs a
+    render (with a warning), not a search."""
+    path = Path(path)
+    if path.exists():
+        reason = problem(path)
+        if reason is None:
+            return load(path)
+        warnings.warn(f"the rendered cache {path} is damaged ({reason}): rendering it again",
+                      RuntimeWarning, stacklevel=3)
+    save(render(), path)
+    write_record(path)
+    return load(path)
 
 
 def record_path(path: Path) -> Path:

@@ -46,6 +46,20 @@ def _elsewhere(tmp_path: Path) -> Path:
     return cwd
 
 
+def _driver(args: list[str], tmp_path: Path) -> tuple[int, str, str]:
+    """Run ``python args`` from a third directory with its own Ray temp dir; reap what it started."""
+    ray_tmp = short_ray_tmp()
+    process = subprocess.Popen([sys.executable, *args], cwd=_elsewhere(tmp_path), env={**os.environ, "RAY_TMPDIR": ray_tmp},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        kill_all(session=process.pid, path=ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert not started_by(session=process.pid, path=ray_tmp)
+    return process.returncode, stdout, stderr
+
+
 def _check_search(tmp_path: Path, stdout: str) -> set[str]:
     """The search's record: two finished trials of the user's metric and modules; their nodes."""
     assert "accuracy = top-1 +- standard error" in stdout and "val top-1" in stdout
@@ -62,16 +76,8 @@ def _check_search(tmp_path: Path, stdout: str) -> set[str]:
 @pytest.mark.slow
 def test_a_task_file_outside_the_project_is_searched_on_a_local_ray(tmp_path):
     config = _user_project(tmp_path)
-    ray_tmp = short_ray_tmp()
-    process = subprocess.Popen([sys.executable, "-m", "search.cli", "search", "--config", str(config), "--quiet"],
-                               cwd=_elsewhere(tmp_path), env={**os.environ, "RAY_TMPDIR": ray_tmp},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=600)
-    finally:
-        kill_all(session=process.pid, path=ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert process.returncode == 0, stderr[-3000:]
+    code, stdout, stderr = _driver(["-m", "search.cli", "search", "--config", str(config), "--quiet"], tmp_path)
+    assert code == 0, stderr[-3000:]
     _check_search(tmp_path, stdout)
 
 
@@ -109,17 +115,8 @@ sys.exit(code)
 @pytest.mark.slow
 def test_a_task_file_outside_the_project_reaches_the_workers_of_a_cluster(tmp_path):
     config = _user_project(tmp_path)
-    ray_tmp = short_ray_tmp()
-    driver = subprocess.Popen([sys.executable, "-c", SCRIPT, str(config), str(tmp_path / "report.json")],
-                              cwd=_elsewhere(tmp_path), env={**os.environ, "RAY_TMPDIR": ray_tmp},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = driver.communicate(timeout=600)
-    finally:
-        kill_all(session=driver.pid, path=ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert driver.returncode == 0, stderr[-3000:]
-    assert not started_by(session=driver.pid, path=ray_tmp)
+    code, stdout, stderr = _driver(["-c", SCRIPT, str(config), str(tmp_path / "report.json")], tmp_path)
+    assert code == 0, stderr[-3000:]
     workers = set(json.loads((tmp_path / "report.json").read_text())["workers"])
     nodes = _check_search(tmp_path, stdout)
     assert nodes and nodes <= workers                                    # trials ran on the worker nodes

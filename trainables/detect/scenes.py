@@ -2,10 +2,7 @@
 partly hiding each other; deterministic by seed, cached by a hash of what determines them."""
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,8 +31,7 @@ class SceneSpec:
     clutter: int = 6
 
     def key(self) -> str:
-        payload = json.dumps({"spec": asdict(self), "renderer": RENDERER_VERSION}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return cachefile.spec_key(self, RENDERER_VERSION)
 
 
 @dataclass
@@ -133,13 +129,6 @@ def render_scenes(spec: SceneSpec, *, progress: bool = True, desc: str = "render
 def cached_scenes(spec: SceneSpec, cache_dir: str | Path, *, progress: bool = True, desc: str = "rendering") -> Scenes:
     """The rendered set for ``spec``, from ``cache_dir`` if it was rendered before."""
     path = Path(cache_dir) / "scenes" / f"{spec.key()}.pt"
-    if path.exists():
-        reason = cachefile.problem(path)
-        if reason is None:
-            return Scenes(**torch.load(path, weights_only=True))
-        warnings.warn(f"the rendered cache {path} is damaged ({reason}): rendering it again",
-                      RuntimeWarning, stacklevel=2)
-    scenes = render_scenes(spec, progress=progress, desc=desc)
-    mqat.atomic_write(path, lambda f: torch.save(asdict(scenes), f))
-    cachefile.write_record(path)
-    return scenes
+    return cachefile.rendered(path, lambda: render_scenes(spec, progress=progress, desc=desc),
+                              save=lambda scenes, to: mqat.atomic_write(to, lambda f: torch.save(asdict(scenes), f)),
+                              load=lambda at: Scenes(**torch.load(at, weights_only=True)))

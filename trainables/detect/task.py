@@ -78,19 +78,18 @@ class DetectTask:
 
     @cached_property
     def _train_targets(self) -> list[tuple[Tensor, Tensor]]:
-        """Per level, the class (N, H, W) and box (N, 4, H, W) targets of every training image."""
+        """The targets of every training image, assigned once."""
         data = self.data("train")
-        per_image = [assign(*data.objects(i), self.config.image_size) for i in range(len(data))]
-        return [(torch.stack([t[level][0] for t in per_image]), torch.stack([t[level][1] for t in per_image]))
-                for level in range(len(STRIDES))]
+        return self._targets(data, range(len(data)))
 
     def _inputs(self, images: Tensor) -> Tensor:
         return (images.to(self.device, non_blocking=True).float() / 255 - 0.5) / 0.25
 
-    def _targets(self, data: Scenes, index: Tensor) -> list[tuple[Tensor, Tensor]]:
+    def _targets(self, data: Scenes, index) -> list[tuple[Tensor, Tensor]]:
+        """Per level, the class (N, H, W) and box (N, 4, H, W) targets of the images ``index``."""
         per_image = [assign(*data.objects(int(i)), self.config.image_size) for i in index]
-        return [(torch.stack([t[level][0] for t in per_image]).to(self.device),
-                 torch.stack([t[level][1] for t in per_image]).to(self.device)) for level in range(len(STRIDES))]
+        return [(torch.stack([t[level][0] for t in per_image]), torch.stack([t[level][1] for t in per_image]))
+                for level in range(len(STRIDES))]
 
     # ---- the contract -----------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -139,7 +138,8 @@ class DetectTask:
         out = []
         for start in range(0, min(len(data), count * size), size):
             index = torch.arange(start, min(start + size, len(data)))
-            out.append((self._inputs(data.images[index]), self._targets(data, index)))
+            targets = [(cls.to(self.device), box.to(self.device)) for cls, box in self._targets(data, index)]
+            out.append((self._inputs(data.images[index]), targets))
         return out
 
     def sensitivity_batches(self, count: int) -> list:

@@ -1,9 +1,6 @@
 """Pose datasets: images with intrinsics and ground-truth poses, rendered once and cached."""
 from __future__ import annotations
 
-import hashlib
-import json
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,8 +63,7 @@ class RenderSpec:
     centre_jitter: float = 0.12
 
     def key(self) -> str:
-        payload = json.dumps({"spec": asdict(self), "renderer": RENDERER_VERSION}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return cachefile.spec_key(self, RENDERER_VERSION)
 
 
 def sample_poses(spec: RenderSpec, count: int, generator: torch.Generator, diameter: float):
@@ -109,14 +105,5 @@ def cached_render(spec: RenderSpec, cache_dir: Path, *, progress: bool = True,
                   desc: str = "rendering") -> PoseData:
     """The rendered set for ``spec``, from ``cache_dir`` if it was rendered before."""
     path = Path(cache_dir) / "rendered" / f"{spec.key()}.pt"
-    if path.exists():
-        reason = cachefile.problem(path)
-        if reason is None:
-            return PoseData.load(path)
-        # the spec alone determines the images: a damaged cache costs a render, not a search
-        warnings.warn(f"the rendered cache {path} is damaged ({reason}): rendering it again",
-                      RuntimeWarning, stacklevel=2)
-    data = render_dataset(spec, progress=progress, desc=desc)
-    data.save(path)
-    cachefile.write_record(path)
-    return PoseData.load(path)
+    return cachefile.rendered(path, lambda: render_dataset(spec, progress=progress, desc=desc),
+                              save=PoseData.save, load=PoseData.load)
