@@ -38,6 +38,7 @@ class Arm:
     order: str | None = None  # "sensitive", "paper", "fpn-last" or None (joint)
     act_bits: int = 8
     fixes: bool = False  # also score BN re-estimation, QC and EMA+QC from the same run
+    quantize_first_last: bool = False  # quantize the network's first and last layers too
 
 
 ARMS = (
@@ -50,6 +51,8 @@ ARMS = (
     Arm("4-2-4 fpn>head>backbone (2-bit FPN first)", (4, 2, 4), "paper"),
     Arm("4-2-4 head>backbone>fpn (2-bit FPN last)", (4, 2, 4), "fpn-last"),
     Arm("3-3-3 joint", (3, 3, 3), fixes=True),
+    Arm("2-6-8 joint", (2, 6, 8)),
+    Arm("2-6-8 joint, first and last layers quantized", (2, 6, 8), quantize_first_last=True),
 )
 ORDERS = {"paper": [FPN, HEAD, BACKBONE], "fpn-last": [HEAD, BACKBONE, FPN]}
 
@@ -107,11 +110,12 @@ def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None, task_nam
     model = task.build_model()
     model.load_state_dict(prepared.fp_state)
     plan = _plan(arm.bits, arm.act_bits, task.module_map.names)
+    module_map = mqat.ModuleMap(task.module_map.prefixes) if arm.quantize_first_last else task.module_map
     epochs = 3  # one epoch per module: the joint arm gets the same budget in one stage
     steps = epochs * task.steps_per_epoch(search.images_per_epoch)
     calibration = task.sensitivity_batches(search.sensitivity_batches * 2)
     result = mqat.run_mqat(
-        model, plan, task.module_map, order=_order(arm, plan, prepared.table),
+        model, plan, module_map, order=_order(arm, plan, prepared.table),
         train_epoch=functools.partial(task.train_epoch, images=search.images_per_epoch),
         evaluate=lambda m: {"accuracy": 0.0},  # scored below, on the test split
         ema=mqat.EMAConfig(decay=0.99, warmup_steps=max(1, round(0.05 * steps))),
@@ -200,6 +204,8 @@ CLAIMS = (
     ("EMA+QC beats LSQ at 3 bits", "3-3-3 joint", "EMA+QC", "3-3-3 joint", "LSQ"),
     ("EMA+QC beats EMA at 3 bits", "3-3-3 joint", "EMA+QC", "3-3-3 joint", "EMA"),
     ("QC beats BN re-estimation at 3 bits", "3-3-3 joint", "QC", "3-3-3 joint", "BN"),
+    ("full-precision first and last layers beat quantized ones at 2-6-8", "2-6-8 joint", "LSQ",
+     "2-6-8 joint, first and last layers quantized", "LSQ"),
     ("a 2-bit FPN quantized first matches FP", "4-2-4 fpn>head>backbone (2-bit FPN first)", "LSQ", "FP", None),
 )
 
