@@ -2,7 +2,8 @@
 
 Quantize a modular network (backbone / FPN / head) one module at a time with LSQ, pick
 per-module bit-widths by integer linear programming, and fight weight oscillations with an
-EMA of the weights and QC, a post-QAT correction. Imports torch and PuLP only.
+EMA of the weights and QC, a post-QAT correction. Imports torch and PuLP only (ONNX export and
+latency import onnx / onnxruntime when called).
 
 Example::
 
@@ -17,6 +18,7 @@ Example::
                            calibration_batches=val_inputs, bn_batches=train_inputs,
                            ema=mqat.EMAConfig(decay=0.999), qc=mqat.QCConfig(), seed=0)
     mqat.export_packed(result.model, plan, mm, "model.mqat")
+    mqat.export_onnx(result.model, "model.onnx", example_input=val_inputs[0][:1])   # QDQ, opset 21
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from ._ema import EMAConfig, ModelEMA
 from ._export import PackedModel, export_packed, load_packed
 from ._files import atomic_write
 from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat, train_qc
+from ._latency import Latency, onnx_latency
+from ._onnx import export_onnx
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
 from ._layers import QuantConv2d, QuantLinear
 from ._lsq import LSQQuantizer, lsq_fake_quant, quant_range
@@ -50,4 +54,5 @@ __all__ = [
     "EMAConfig", "ModelEMA", "QCConfig", "add_qc", "fold_qc", "OscillationTracker",
     "FlowState", "MQATResult", "StageResult", "run_mqat", "train_qc",
     "PackedModel", "export_packed", "load_packed", "atomic_write",
+    "export_onnx", "onnx_latency", "Latency",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from spaces import SpaceConfig
+from tracking.objectives import check_objectives
 from trainables.pretrain import PretrainConfig
 from trainables.tasks import DEFAULT_TASK, check_task, get_task
 
@@ -124,6 +125,12 @@ class SearchConfig:
     ilp_seeds: bool = True  # the mqat method starts from the ILP plans (false: the sampler alone)
     #: seconds trials may wait for resources while none runs before the search fails (null: forever)
     pending_timeout_s: float | None = 600.0
+    #: what the search optimises: [accuracy, compression], or with latency (ONNX Runtime, minimised)
+    objectives: tuple[str, ...] = ("accuracy", "compression")
+    onnx: bool = True            # each trial exports its final model as ONNX (QDQ) and times it
+    latency_batch: int = 8       # the batch size timed beside batch 1
+    latency_runs: int = 20       # timed runs per batch size; the median is reported
+    latency_threads: int = 1     # ONNX Runtime's threads while timing
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -146,6 +153,13 @@ class SearchConfig:
         if self.pending_timeout_s is not None and not self.pending_timeout_s > 0:
             raise ValueError("search.pending_timeout_s must be > 0 seconds (or null to wait forever), "
                              f"but got {self.pending_timeout_s}")
+        check_objectives(self.objectives)
+        if "latency" in self.objectives and not self.onnx:
+            raise ValueError("search.objectives has latency, which is measured on the ONNX export: "
+                             "set search.onnx: true")
+        for name in ("latency_batch", "latency_runs", "latency_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"search.{name} must be at least 1, but got {getattr(self, name)}")
         for name in ("images_per_epoch", "stage_eval_images"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -7,15 +7,18 @@ from ray.tune import Callback
 
 from spaces import describe_point
 from tracking import pareto_mask
+from tracking.objectives import DEFAULT, complete, maximised, of
 
 
 class ProgressPrinter(Callback):
     """Prints trials done / running / failed and the best front after each finished trial."""
 
-    def __init__(self, total: int, log=print, metric_name: str = "accuracy", modules: list[str] | None = None):
+    def __init__(self, total: int, log=print, metric_name: str = "accuracy", modules: list[str] | None = None,
+                 objectives: tuple[str, ...] = DEFAULT):
         self.total, self.metric_name, self.modules = total, metric_name, modules
+        self.objectives = tuple(objectives)
         self.log = log
-        self.points: list[tuple[float, float]] = []
+        self.points: list[dict[str, float]] = []  # the objectives of each finished trial
         self.failed = 0
         self.start = time.monotonic()
         self.restored = False
@@ -27,9 +30,17 @@ class ProgressPrinter(Callback):
         return f"[{done}/{self.total} done, {running} running, {self.failed} failed, {minutes:.1f} min]"
 
     def _front(self) -> str:
-        mask = pareto_mask(self.points)
-        front = sorted(p for p, keep in zip(self.points, mask) if keep)
-        return " ".join(f"{c:.1f}x:{a:.3f}" for a, c in sorted(front, key=lambda p: p[1]))
+        mask = pareto_mask(maximised(self.points, self.objectives))
+        front = sorted((p for p, keep in zip(self.points, mask) if keep), key=lambda p: p["compression"])
+        latency = "latency" in self.objectives
+        return " ".join(f"{p['compression']:.1f}x:{p['accuracy']:.3f}" + (f"@{p['latency_ms']:.1f}ms" if latency else "")
+                        for p in front)
+
+    def _point(self, result) -> dict[str, float] | None:
+        """The objectives a finished trial reported, or None (a trial that reported no end)."""
+        if not complete(result, self.objectives):
+            return None
+        return {o.key: float(result[o.key]) for o in of(self.objectives)}
 
     def _restore(self, trials, current) -> None:
         """Once, at the first event: after ``--resume`` Tune hands this callback back as it was
@@ -42,8 +53,8 @@ class ProgressPrinter(Callback):
             result = t.last_result or {}
             if t is current:
                 continue
-            if t.status == "TERMINATED" and "accuracy" in result and "compression" in result:
-                self.points.append((float(result["accuracy"]), float(result["compression"])))
+            if t.status == "TERMINATED" and self._point(result) is not None:
+                self.points.append(self._point(result))
             elif t.status == "ERROR":
                 self.failed += 1
 
@@ -54,10 +65,12 @@ class ProgressPrinter(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._restore(trials, trial)
         result = trial.last_result or {}
-        if "accuracy" in result and "compression" in result:
-            self.points.append((float(result["accuracy"]), float(result["compression"])))
+        point = self._point(result)
+        if point is not None:
+            self.points.append(point)
+            latency = f", {point['latency_ms']:.1f} ms" if "latency" in self.objectives else ""
             self.log(f"{self._status(trials, trial)} {trial.trial_id}: {self.metric_name} {result['accuracy']:.3f} at "
-                     f"{result['compression']:.2f}x | front {self._front()}")
+                     f"{result['compression']:.2f}x{latency} | front {self._front()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._restore(trials, trial)

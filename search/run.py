@@ -6,6 +6,7 @@ A local Ray (the default) binds to 127.0.0.1 with no dashboard; ``address`` join
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -16,7 +17,7 @@ from typing import Any
 
 from . import resources, storage
 from .config import Config, ConfigError, first_line
-from .prepare import Checked, Prepared, check, prepare
+from .prepare import Checked, Prepared, check, deploy_settings, prepare
 
 # Set before Ray is imported: a quiet, loopback-only local Ray, and an experiment snapshot
 # every few seconds so that a killed driver loses little.
@@ -32,7 +33,13 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 _AUTH_MODE_IS_OURS = "RAY_AUTH_MODE" not in os.environ
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
-METRICS, MODES = ["accuracy", "compression"], ["max", "max"]
+
+def objectives(config: Config) -> tuple[list[str], list[str]]:
+    """The metrics the searcher optimises and their modes (``search.objectives``)."""
+    from tracking.objectives import of
+
+    chosen = of(config.search.objectives)
+    return [o.key for o in chosen], [o.mode for o in chosen]
 
 
 @dataclass
@@ -78,6 +85,25 @@ def _space_function(config: Config, prepared: Prepared):
     return functools.partial(with_trial_seed, space_function=space, seed=config.search.seed)
 
 
+@contextlib.contextmanager
+def _stage_reports_without_latency(config: Config):
+    """Tune checks that every report holds every objective; a trial times its model only at the
+    end (its stages have no export), so with a latency objective the check is off for this fit."""
+    key = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
+    if "latency" not in config.search.objectives:
+        yield
+        return
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = before
+
+
 def _faults() -> dict[int, str]:
     """Faults to inject (``MQAT_INJECT_FAULTS``), checked on the driver."""
     from trainables.faults import faults_from_environment
@@ -97,7 +123,7 @@ def _trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
     setup = TrialSetup(config.task_name, config.task, str(Path(config.cache_dir).resolve()),
                        prepared.fp_state, search.images_per_epoch, search.stage_eval_images,
                        calibration_batches=search.calibration_batches, bn_batches=search.bn_batches,
-                       faults=faults)
+                       faults=faults, deploy=deploy_settings(config))
     resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
@@ -126,7 +152,7 @@ def _table(config: Config, prepared: Prepared, path: Path, location: str):
     return LiveTable(path, metric=task.metric, modules=list(task.module_map.names), seeds=prepared.seeds,
                      fp_accuracy=prepared.fp_metrics.get("accuracy"),
                      fp_test_accuracy=prepared.fp_metrics.get("test_accuracy"),
-                     publish=functools.partial(publish, path, location))
+                     publish=functools.partial(publish, path, location), objectives=config.search.objectives)
 
 
 def _tracker(config: Config, prepared: Prepared, table, location: str):
@@ -134,6 +160,7 @@ def _tracker(config: Config, prepared: Prepared, table, location: str):
     from dataclasses import asdict
 
     from tracking.mlflow_tracker import MLflowTracker, default_uri
+    from tracking.objectives import reference
 
     tracking = config.tracking
     uri = tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(config.output_dir)
@@ -145,8 +172,11 @@ def _tracker(config: Config, prepared: Prepared, table, location: str):
     artifacts = {"seeds": prepared.seeds, "sensitivity": prepared.table.to_dict(),
                  "plans": {f"{t:g}": p.to_dict() for t, p in prepared.plans.items()},
                  "fp_metrics": prepared.fp_metrics}
+    fp_latency = prepared.fp_metrics.get("latency_ms")
     return MLflowTracker(uri=uri, experiment=tracking.experiment or config.name, search_path=location,
-                         table=table, params=params, artifacts=artifacts)
+                         table=table, params=params, artifacts=artifacts,
+                         reference=reference(config.search.objectives,
+                                             latency_ms=2 * fp_latency if fp_latency else None))
 
 
 def _follow_the_cluster() -> None:
@@ -294,7 +324,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     trainable = _trainable(config, prepared, faults)
     metric = checked.task.metric
     modules = list(checked.task.module_map.names)
-    printer = ProgressPrinter(config.search.num_samples, log, metric.name, modules)
+    printer = ProgressPrinter(config.search.num_samples, log, metric.name, modules, config.search.objectives)
     if location is not None:
         log(f"resuming {location}")
         path = local_dir(config, location)
@@ -305,12 +335,13 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         location = storage.join(storage_root(config), name)
         path = local_dir(config, location)
-        save_search_info(path, prepared.seeds, prepared.fp_metrics, metric, modules)
+        save_search_info(path, prepared.seeds, prepared.fp_metrics, metric, modules, config.search.objectives)
         publish(path, location)
         table = _table(config, prepared, path, location)
         recorder = _tracker(config, prepared, table, location) if config.tracking.enabled else TableCallback(table)
         callbacks = [printer, recorder] + _watch(config)
-        searcher = OptunaSearch(space=_space_function(config, prepared), metric=METRICS, mode=MODES,
+        metrics, modes = objectives(config)
+        searcher = OptunaSearch(space=_space_function(config, prepared), metric=metrics, mode=modes,
                                 points_to_evaluate=prepared.seeds or None,
                                 sampler=_sampler(config, len(prepared.seeds)))
         tuner = tune.Tuner(
@@ -324,12 +355,17 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                       # experiment: a driver killed at any moment loses no stage
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       callbacks=callbacks, verbose=0))
-    grid = tuner.fit()
-    rows = collect(grid, prepared.seeds, metric.companions, modules)
+    with _stage_reports_without_latency(config):
+        grid = tuner.fit()
+    rows = collect(grid, prepared.seeds, metric.companions, modules, config.search.objectives)
     score_front_on_test(grid, rows, checked.task, log=log)
     save_test_scores(path, rows)
     if config.tracking.enabled:
-        _tracker(config, prepared, table, location).log_test(rows)
+        tracker = _tracker(config, prepared, table, location)
+        tracker.log_test(rows)
+        name = tracker.register_front(rows)
+        if name:
+            log(f"front models registered in MLflow as {name!r} (aliases front-1.. by compression)")
     if storage.is_uri(location):  # Tune names trials by their path in the bucket: give the URI
         for r in rows:
             r["path"] = r["path"] and storage.join(location, storage.name(r["path"]))

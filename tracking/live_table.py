@@ -13,24 +13,28 @@ from typing import Any
 from ray.tune import Callback
 
 from .metric import Metric
-from .plot import plot_front
+from .objectives import DEFAULT
+from .plot import plot_front, plot_latency
 from .results import error_line, mark_front, row
 from .table import read_table, write_table
 
-TABLE_FILE, PLOT_FILE = "trials.parquet", "pareto.png"
+TABLE_FILE, PLOT_FILE, LATENCY_PLOT_FILE = "trials.parquet", "pareto.png", "pareto_latency.png"
 
 
 class LiveTable:
     """Rows by trial id, written as ``trials.parquet`` and ``pareto.png`` in ``output_dir``
-    (then ``publish()``, which copies them where the search lives)."""
+    (then ``publish()``, which copies them where the search lives). The front is over
+    ``objectives``; with latency among them, ``pareto_latency.png`` shows it too."""
 
     def __init__(self, output_dir: str | Path, *, metric: Metric = Metric(), modules: list[str] | None = None,
                  seeds: Iterable[Mapping[str, Any]] = (), fp_accuracy: float | None = None,
-                 fp_test_accuracy: float | None = None, publish: Callable[[], None] | None = None):
+                 fp_test_accuracy: float | None = None, publish: Callable[[], None] | None = None,
+                 objectives: tuple[str, ...] = DEFAULT):
         self.output_dir = Path(output_dir)
         self.metric, self.modules, self.seeds = metric, modules, list(seeds)
         self.fp_accuracy, self.fp_test_accuracy = fp_accuracy, fp_test_accuracy
         self.publish = publish  # a picklable callable: Tune pickles its callbacks
+        self.objectives = tuple(objectives)
         self.rows: dict[str, dict[str, Any]] = {}
 
     @property
@@ -63,10 +67,12 @@ class LiveTable:
 
     def write(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Mark the front of ``rows``, write the table and plot, publish them."""
-        rows = mark_front(rows)
+        rows = mark_front(rows, self.objectives)
         write_table(rows, self.table_path, self.metric.companions)
         plot_front(rows, self.plot_path, fp_accuracy=self.fp_accuracy, fp_test_accuracy=self.fp_test_accuracy,
                    ylabel=self.metric.label)
+        if "latency" in self.objectives:
+            plot_latency(rows, self.output_dir / LATENCY_PLOT_FILE, ylabel=self.metric.label)
         if self.publish is not None:
             self.publish()
         return rows

@@ -4,7 +4,11 @@ One parent run per search, one child run per trial (tag ``mlflow.parentRunId``).
 found again by tag (``search_path`` for the parent, ``trial_id`` for a child), so a retried or
 resumed trial continues its own child run and a resumed search its own parent. After every
 finished trial the trials table, ``pareto.png`` and the parent's hypervolume are updated, the
-children on the front are tagged ``pareto=true`` and their packed models logged.
+children on the front are tagged ``pareto=true`` and their models logged: the packed file under
+``model/`` and the ONNX export as an MLflow ONNX model under ``onnx/``. After the search the
+front's ONNX models are registered in the Model Registry under the search's name
+(``register_front``), one version per front point, aliased ``front-1``, ``front-2``, ... by
+compression.
 """
 from __future__ import annotations
 
@@ -16,10 +20,11 @@ from typing import Any
 from ray.tune import Callback
 
 from .live_table import LiveTable
+from .objectives import complete, maximised
 from .pareto import REFERENCE, hypervolume
 from .results import error_line
 
-MODEL_FILE = "model.mqat"
+MODEL_FILE, ONNX_FILE = "model.mqat", "model.onnx"
 #: MLflow 3 opens an experiment of no declared kind on its GenAI view ("Traces 0"); this kind,
 #: the value its UI reads from the ``mlflow.experimentKind`` tag, opens the runs table.
 EXPERIMENT_KIND = "custom_model_development"
@@ -28,6 +33,15 @@ EXPERIMENT_KIND = "custom_model_development"
 VIEW_KEY = "mqat"
 VIEW = {"selectedColumns": [f"metrics.`{m}`" for m in ("accuracy", "accuracy_se", "compression",
                                                        "model_bytes", "hypervolume")] + ["tags.`pareto`"]}
+
+
+def registered_name(search_path: str) -> str:
+    """The Model Registry name of a search's front: the search's own name (``quickstart-<date>-<time>``),
+    from its directory or object-store URI (its query, such as an endpoint, left out)."""
+    from urllib.parse import urlparse
+
+    path = urlparse(search_path).path if "://" in search_path else search_path
+    return Path(path.rstrip("/")).name
 
 
 def default_uri(output_dir: str | Path) -> str:
@@ -56,8 +70,9 @@ class MLflowTracker(Callback):
     """A Tune callback that records the search in MLflow and keeps the table and plot current."""
 
     def __init__(self, *, uri: str, experiment: str, search_path: str, table: LiveTable,
-                 params: dict[str, Any], artifacts: dict[str, Any]):
+                 params: dict[str, Any], artifacts: dict[str, Any], reference: tuple[float, ...] = REFERENCE):
         self.uri, self.experiment, self.search_path = uri, experiment, search_path
+        self.reference = tuple(reference)  # of the hypervolume, in the table's objectives
         self.table = table  # the rows, the trials table and the plot (kept up to date here)
         self.params, self.artifacts = params, artifacts
         self._client = None
@@ -228,8 +243,8 @@ class MLflowTracker(Callback):
         self.client.set_terminated(run_id, "FAILED" if error else "FINISHED")
         on_front = self.table.add(trial, error, trials)["pareto"]
         rows = list(self.table.rows.values())
-        done = [(r["accuracy"], r["compression"]) for r in rows if r["accuracy"] is not None]
-        self._log_front_size(len(rows), hypervolume(done, REFERENCE), len(done))
+        done = [r for r in rows if complete(r, self.table.objectives)]
+        self._log_front_size(len(rows), hypervolume(maximised(done, self.table.objectives), self.reference), len(done))
         for r in rows:
             run_id = self._children.get(r["trial_id"])
             if run_id:
@@ -270,11 +285,60 @@ class MLflowTracker(Callback):
                                                        for k, v in values.items() if v is not None])
 
     def _log_model(self, trial) -> None:
-        """The front point's packed model (``mqat.load_packed``) as an artifact of its child run."""
+        """The front point's packed model (``mqat.load_packed``) as an artifact of its child run,
+        and its ONNX export, where the trial made one, as an MLflow ONNX model."""
         if trial.trial_id in self._logged_models or trial.checkpoint is None:
             return
         with trial.checkpoint.as_directory() as directory:
-            model = Path(directory) / MODEL_FILE
+            model, onnx_file = Path(directory) / MODEL_FILE, Path(directory) / ONNX_FILE
             if model.is_file():
-                self.client.log_artifact(self.child(trial), str(model), "model")
+                run_id = self.child(trial)
+                self.client.log_artifact(run_id, str(model), "model")
+                if onnx_file.is_file():
+                    self._log_onnx(run_id, onnx_file)
                 self._logged_models.add(trial.trial_id)
+
+    def _log_onnx(self, run_id: str, path: Path) -> None:
+        """``path`` as an MLflow ONNX model (``MLmodel`` beside ``model.onnx``) under ``onnx/``."""
+        import tempfile
+
+        import mlflow.onnx
+        import onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.onnx.save_model(onnx.load(str(path)), str(Path(tmp) / "onnx"))
+            self.client.log_artifacts(run_id, str(Path(tmp) / "onnx"), "onnx")
+        self.client.set_tag(run_id, "onnx", "true")
+
+    def register_front(self, rows: list[dict[str, Any]]) -> str | None:
+        """Register the front's ONNX models under the search's name, one version per point,
+        aliased ``front-<k>`` (k counts up with compression) and tagged with its figures; the
+        registry holds this front only (versions of an earlier run of it are removed). Returns
+        the registered name, or None if no front model has an ONNX export."""
+        from mlflow.exceptions import MlflowException
+
+        front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r["compression"])
+        exp, parent = self._experiment_id(), self.parent()
+        runs = {}
+        for r in front:
+            run_id = self._find(exp, f"tags.trial_id = '{r['trial_id']}' and tags.`mlflow.parentRunId` = '{parent}'")
+            if run_id and self.client.get_run(run_id).data.tags.get("onnx") == "true":
+                runs[r["trial_id"]] = run_id
+        if not runs:
+            return None
+        name = registered_name(self.search_path)
+        try:
+            self.client.create_registered_model(name, tags={"search_path": self.search_path},
+                                                description="The Pareto front of an mqat search, as ONNX (QDQ).")
+        except MlflowException:  # a resumed search registers again: start from an empty list
+            for version in self.client.search_model_versions(f"name = '{name}'"):
+                self.client.delete_model_version(name, version.version)
+        for k, r in enumerate((r for r in front if r["trial_id"] in runs), start=1):
+            run_id = runs[r["trial_id"]]
+            tags = {key: str(r[key]) for key in ("trial_id", "compression", "accuracy", "test_accuracy",
+                                                 "model_bytes", "onnx_bytes", "latency_ms", "latency_provider")
+                    if r.get(key) is not None}
+            version = self.client.create_model_version(name, f"{self.client.get_run(run_id).info.artifact_uri}/onnx",
+                                                       run_id=run_id, tags=tags)
+            self.client.set_registered_model_alias(name, f"front-{k}", version.version)
+        return name

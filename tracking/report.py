@@ -6,25 +6,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .live_table import PLOT_FILE, TABLE_FILE, LiveTable
+from .live_table import LATENCY_PLOT_FILE, PLOT_FILE, TABLE_FILE, LiveTable
 from .metric import Metric
+from .objectives import DEFAULT
 from .results import mark_front, row
 
 SEEDS_FILE, FP_FILE, TEST_FILE = "seeds.json", "fp_metrics.json", "test_scores.json"
 TASK_FILE = "task.json"
 #: The files the driver writes into a search beside Tune's (copied up to an object store).
-DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE)
+DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE, LATENCY_PLOT_FILE)
 TEST_FIELDS = ("test_accuracy", "test_accuracy_se")
 
 
 def save_search_info(path: Path, seeds: list[dict[str, Any]], fp_metrics: dict[str, Any], metric: Metric,
-                     modules: list[str]) -> None:
+                     modules: list[str], objectives: tuple[str, ...] = DEFAULT) -> None:
     """What a report needs beside Tune's files: the seed points, the FP model's metrics, how the
-    task's metric reads and the network's modules in order."""
+    task's metric reads, the network's modules in order and the search's objectives."""
     path.mkdir(parents=True, exist_ok=True)
     (path / SEEDS_FILE).write_text(json.dumps(seeds))
     (path / FP_FILE).write_text(json.dumps(fp_metrics))
-    (path / TASK_FILE).write_text(json.dumps({"metric": metric.to_dict(), "modules": list(modules)}))
+    (path / TASK_FILE).write_text(json.dumps({"metric": metric.to_dict(), "modules": list(modules),
+                                              "objectives": list(objectives)}))
 
 
 def load_task_info(path: Path) -> tuple[Metric, list[str] | None]:
@@ -39,6 +41,12 @@ def load_task_info(path: Path) -> tuple[Metric, list[str] | None]:
 
 def load_metric(path: Path) -> Metric:
     return load_task_info(path)[0]
+
+
+def load_objectives(path: Path) -> tuple[str, ...]:
+    """The objectives a search saved (accuracy and compression for one saved without)."""
+    file = path / TASK_FILE
+    return tuple(json.loads(file.read_text()).get("objectives", DEFAULT)) if file.is_file() else DEFAULT
 
 
 def save_test_scores(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -74,7 +82,7 @@ def rows_from_experiment(path: Path, where: Callable[[str], str] | None = None) 
     tests = json.loads((path / TEST_FILE).read_text()) if (path / TEST_FILE).is_file() else {}
     for r in rows:
         r.update(tests.get(r["trial_id"], {}))
-    return mark_front(rows)
+    return mark_front(rows, load_objectives(path))
 
 
 def resolve(target: str, tracking_uri: str | None = None) -> Path | str:
@@ -108,4 +116,4 @@ def report(path: Path, where: Callable[[str], str] | None = None) -> list[dict[s
         raise ValueError(f"{path} holds no trials")
     fp = json.loads((path / FP_FILE).read_text()) if (path / FP_FILE).is_file() else {}
     return LiveTable(path, metric=load_metric(path), fp_accuracy=fp.get("accuracy"),
-                     fp_test_accuracy=fp.get("test_accuracy")).write(rows)
+                     fp_test_accuracy=fp.get("test_accuracy"), objectives=load_objectives(path)).write(rows)

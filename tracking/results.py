@@ -9,6 +9,7 @@ from typing import Any
 from spaces import weight_bits
 
 from .metric import Metric
+from .objectives import DEFAULT, complete, maximised
 from .pareto import pareto_mask
 
 #: Row fields, in table order (the Parquet schema follows this list); the task's companion
@@ -17,7 +18,8 @@ from .pareto import pareto_mask
 #: ``test_accuracy`` the held-out test score of a front model (null elsewhere: no search
 #: decision sees the test split).
 FIELDS = ("trial_id", "status", "error", "ilp_seed", "seed", "pareto", "accuracy", "accuracy_se",
-          "test_accuracy", "test_accuracy_se", "compression", "model_bytes",
+          "test_accuracy", "test_accuracy_se", "compression", "model_bytes", "onnx_bytes",
+          "latency_ms", "latency_ms_batch", "latency_provider",
           "accuracy_raw", "accuracy_ema", "accuracy_bn", "accuracy_qc", "oscillating_fraction",
           "order", "plan", "ema", "ema_decay", "qc", "qc_lr", "bn", "lr", "epochs_per_stage", "path")
 
@@ -57,7 +59,9 @@ def row(trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any], *,
         "accuracy": get("accuracy"), "accuracy_se": get("metric/accuracy_se"),
         "test_accuracy": None, "test_accuracy_se": None,
         "compression": get("compression"),
-        "model_bytes": get("model_bytes"), "accuracy_raw": get("accuracy_raw"),
+        "model_bytes": get("model_bytes"), "onnx_bytes": get("onnx_bytes"), "latency_ms": get("latency_ms"),
+        "latency_ms_batch": get("latency_ms_batch"), "latency_provider": get("latency_provider"),
+        "accuracy_raw": get("accuracy_raw"),
         "accuracy_ema": get("accuracy_ema"), "accuracy_bn": get("accuracy_bn"),
         "accuracy_qc": get("accuracy_qc"),
         "oscillating_fraction": get("oscillating_fraction"), "order": config.get("order"),
@@ -70,10 +74,10 @@ def row(trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any], *,
     }
 
 
-def mark_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Set ``pareto`` on the finished rows that no other finished row dominates."""
-    done = [r for r in rows if r["accuracy"] is not None and r["compression"] is not None]
-    mask = pareto_mask([(r["accuracy"], r["compression"]) for r in done])
+def mark_front(rows: list[dict[str, Any]], objectives: Sequence[str] = DEFAULT) -> list[dict[str, Any]]:
+    """Set ``pareto`` on the finished rows that no other finished row dominates in ``objectives``."""
+    done = [r for r in rows if complete(r, objectives)]
+    mask = pareto_mask(maximised(done, objectives))
     for r in rows:
         r["pareto"] = False
     for r, keep in zip(done, mask):
@@ -82,7 +86,7 @@ def mark_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def collect(grid, seeds: Iterable[Mapping[str, Any]] = (), companions: Iterable[str] = (),
-            modules: Sequence[str] | None = None) -> list[dict[str, Any]]:
+            modules: Sequence[str] | None = None, objectives: Sequence[str] = DEFAULT) -> list[dict[str, Any]]:
     """Rows of a Ray Tune ``ResultGrid``, the front marked."""
     seeds = list(seeds)
     rows = []
@@ -96,7 +100,7 @@ def collect(grid, seeds: Iterable[Mapping[str, Any]] = (), companions: Iterable[
         rows.append(row(trial_id, result.config or {}, metrics, error=error, seeds=seeds,
                         path=str(result.path) if result.path else None, companions=companions,
                         modules=modules))
-    return mark_front(rows)
+    return mark_front(rows, objectives)
 
 
 def _with_se(value: float | None, se: float | None) -> str:
@@ -105,13 +109,19 @@ def _with_se(value: float | None, se: float | None) -> str:
     return f"{value:.3f}" + (f" +- {se:.3f}" if se is not None else "")
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
     """The Pareto rows as a table, by compression, the score named as ``metric`` names it."""
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["compression"])
     if not front:
         return "(no finished trial)"
     modules = "-".join(json.loads(front[0]["plan"])["weight_bits"])
+    latency = any(r.get("latency_ms") is not None for r in front)
     header = (f"{'compression':>11}  {'val ' + metric.name:>16}  {'test ' + metric.name:>16}  {'bytes':>9}  "
+              + (f"{'ms':>7}  " if latency else "") +
               f"{'bits':<12} {'order':<22} {'ema':>7} {'qc':>7} {'bn':>3}  trial")
     lines = [header]
     for r in front:
@@ -120,9 +130,11 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
         qc = f"{r['qc_lr']:.1e}" if r["qc"] else "-"
         lines.append(f"{r['compression']:10.2f}x  {_with_se(r['accuracy'], r['accuracy_se']):>16}  "
                      f"{_with_se(r['test_accuracy'], r['test_accuracy_se']):>16}  "
-                     f"{r['model_bytes']:>9,}  {bits:<12} {str(r['order']):<22} {ema:>7} {qc:>7} "
+                     f"{r['model_bytes']:>9,}  " + (f"{_ms(r.get('latency_ms')):>7}  " if latency else "") +
+                     f"{bits:<12} {str(r['order']):<22} {ema:>7} {qc:>7} "
                      f"{'yes' if r['bn'] else '-':>3}  {r['trial_id']}{' (ILP)' if r['ilp_seed'] else ''}")
-    lines.append(f"bits: weight bits of {modules}; val: the validation images the search ranked on; "
+    lines.append(("ms: median latency at batch 1 in ONNX Runtime; " if latency else "") +
+                 f"bits: weight bits of {modules}; val: the validation images the search ranked on; "
                  "test: held-out images no search decision saw (+- standard error); ema: EMA decay; "
                  "qc: QC learning rate; bn: BN statistics re-estimated; (ILP): an ILP seed plan")
     return "\n".join(lines)

@@ -15,14 +15,17 @@ from .results import FIELDS
 
 #: One row per trial. ``plan`` is JSON (``{"weight_bits": {...}, "act_bits": ...}``); metrics of a
 #: failed or unfinished trial are null; ``pareto`` marks the front; ``ilp_seed`` an ILP seed plan,
-#: ``seed`` the trial's random seed; ``test_*`` are set for front models only. The task's companion
+#: ``seed`` the trial's random seed; ``test_*`` are set for front models only; ``onnx_bytes`` and
+#: ``latency_*`` describe the trial's ONNX export (median ms at batch 1 and at ``search.latency_batch``,
+#: on ``latency_provider``). The task's companion
 #: metrics follow as float columns named by their keys.
 SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
     ("ilp_seed", pa.bool_()), ("seed", pa.int64()), ("pareto", pa.bool_()),
     ("accuracy", pa.float64()), ("accuracy_se", pa.float64()),
     ("test_accuracy", pa.float64()), ("test_accuracy_se", pa.float64()),
-    ("compression", pa.float64()), ("model_bytes", pa.int64()),
+    ("compression", pa.float64()), ("model_bytes", pa.int64()), ("onnx_bytes", pa.int64()),
+    ("latency_ms", pa.float64()), ("latency_ms_batch", pa.float64()), ("latency_provider", pa.string()),
     ("accuracy_raw", pa.float64()), ("accuracy_ema", pa.float64()), ("accuracy_bn", pa.float64()),
     ("accuracy_qc", pa.float64()),
     ("oscillating_fraction", pa.float64()), ("order", pa.string()), ("plan", pa.string()),

@@ -15,7 +15,8 @@ Class level, read on the driver before anything starts:
   it depends on the config).
 
 Optional: ``baseline() -> dict``, the metrics of a model that learned nothing (the mean pose,
-chance), printed after pretraining.
+chance), printed after pretraining; ``example_input() -> Tensor``, one input batch for the ONNX
+export (by default, the images of the first ``sensitivity_batches(1)`` batch, cut to one).
 
 Instance, ``MyTask(config, *, cache_dir, device, progress)``; cheap to create (data on demand):
 
@@ -54,7 +55,7 @@ from torch import Tensor, nn
 import mqat
 from tracking.metric import Metric
 
-__all__ = ["Metric", "Task", "check_task", "get_task", "module_file", "task_names"]
+__all__ = ["Metric", "Task", "check_task", "example_input", "get_task", "module_file", "task_names"]
 
 #: Tasks that ship with mqat-search; installed packages add theirs through this entry-point group.
 BUILT_IN = {"pose": "trainables.pose:PoseTask", "detect": "trainables.detect:DetectTask"}
@@ -129,6 +130,16 @@ def get_task(name: str, *, search_path: str | Path | None = None) -> type:
         raise ValueError(f"task {name!r} misses {missing or ['Config as a dataclass']} of the task contract "
                          "(trainables/tasks.py)")
     return cls
+
+
+def example_input(task: Task) -> Tensor:
+    """One input batch of one image: the task's ``example_input()``, or the first validation batch's
+    images (the first element of a tuple or list batch)."""
+    if hasattr(task, "example_input"):
+        return task.example_input()
+    batch = task.sensitivity_batches(1)[0]
+    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return inputs[:1]
 
 
 def check_task(task: Task, config: Any) -> None:

@@ -3,13 +3,14 @@
 It only wires library calls to ``ray.tune.report``: build the task, load the shared FP
 weights, run :func:`mqat.run_mqat` with the trial's settings, report after every stage with a
 checkpoint (so a retried trial resumes after its last finished stage), and report the final
-model, exported with its integer weights packed, last. A trial restarted after its final
+model last: exported with its integer weights packed, and as ONNX with its latency measured. A trial restarted after its final
 checkpoint (the driver died before it recorded the end) returns at once: nothing runs twice.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import torch
 import mqat
 from spaces import trial_settings
 
+from .deploy import ONNX_FILE, DeploySettings, export_and_time
 from .faults import fault_for, with_fault
 from .tasks import get_task
 
@@ -42,6 +44,7 @@ class TrialSetup:
     bn_batches: int = 8  # training batches that re-estimate BN statistics, where the trial asks
     ema_warmup_fraction: float = 0.05  # of the steps a trial runs: the searched decay then matters
     faults: dict[int, str] | None = None  # trial number -> fault kind (``trainables.faults``)
+    deploy: DeploySettings = DeploySettings()  # the ONNX export and its latency
 
 
 def ema_warmup_steps(task, setup: TrialSetup, epochs: int) -> int:
@@ -143,4 +146,9 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
              "model_bytes": size.packed_bytes, "oscillating_fraction": result.stages[-1].oscillating_fraction,
              "time_mqat_s": time.perf_counter() - start, "seed": settings.seed, "final": True}
     plan, module_map = settings.plan, task.module_map
-    _report(final, {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)})
+    files = {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)}
+    with tempfile.TemporaryDirectory() as directory:
+        if setup.deploy.onnx:
+            final.update(export_and_time(result.model, task, Path(directory), setup.deploy, device.type))
+            files[ONNX_FILE] = lambda path: shutil.copyfile(Path(directory) / ONNX_FILE, path)
+        _report(final, files)

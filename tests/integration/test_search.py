@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -63,6 +64,12 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
                                                  if x["trial_id"] == r.data.tags["trial_id"])))
     front_runs = [r for r in children if r.data.tags.get("pareto") == "true"]
     assert all(client.list_artifacts(r.info.run_id, "model") for r in front_runs)
+    assert all(r.data.tags.get("onnx") == "true" for r in front_runs)
+
+    # every trial exported ONNX and timed it; the front sits in the registry, one alias a point
+    for r in result.rows:
+        assert r["onnx_bytes"] > 0 and 0 < r["latency_ms"] and r["latency_provider"] == "CPUExecutionProvider"
+    _assert_front_registered(client, config, result)
     assert (result.path / "pareto.png").stat().st_size > 10_000
     # the front, and only the front, is scored on the held-out test split; each trial has a seed
     for r in table:
@@ -87,6 +94,56 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
     for r in table:
         keys = ("accuracy", "compression", "pareto", "plan", "seed", "test_accuracy")
         assert {k: rebuilt[r["trial_id"]][k] for k in keys} == {k: r[k] for k in keys}
+
+
+def _assert_front_registered(client, config, result):
+    """The front's ONNX models are the registered model's versions, ``front-k`` by compression,
+    each one loadable from the registry and run by ONNX Runtime."""
+    import mlflow
+    import onnxruntime as ort
+
+    name = Path(result.location).name
+    front = sorted(result.front, key=lambda r: r["compression"])
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert sorted(v.tags["trial_id"] for v in versions) == sorted(r["trial_id"] for r in front)
+    for k, r in enumerate(front, start=1):
+        version = client.get_model_version_by_alias(name, f"front-{k}")
+        assert version.tags["trial_id"] == r["trial_id"]
+        assert float(version.tags["compression"]) == pytest.approx(r["compression"])
+        path = mlflow.artifacts.download_artifacts(client.get_model_version_download_uri(name, version.version))
+        session = ort.InferenceSession(str(Path(path) / "model.onnx"), providers=["CPUExecutionProvider"])
+        size = config.task.image_size
+        outputs = session.run(None, {"input": np.random.default_rng(0).random((2, 3, size, size), dtype=np.float32)})
+        assert outputs and all(np.isfinite(o).all() for o in outputs)
+
+
+@pytest.mark.slow
+def test_three_objective_search_with_latency(ray_session, tiny_config):
+    """search.objectives with latency: the trials report it, the front is the 3-D one, the parent's
+    hypervolume is the 3-D volume, and the latency plots are drawn."""
+    from mlflow import MlflowClient
+
+    from search.run import run_search
+    from tracking import hypervolume, pareto_mask
+    from tracking.mlflow_tracker import default_uri
+    from tracking.objectives import maximised, reference
+
+    config = tiny_config(search={"objectives": ["accuracy", "compression", "latency"], "latency_runs": 5})
+    log = []
+    result = run_search(config, progress=False, log=log.append)
+    done = [r for r in result.rows if r["status"] == "finished"]
+    assert len(done) == 2 and all(r["latency_ms"] > 0 for r in done)
+    points = maximised(done, config.search.objectives)
+    assert [r["pareto"] for r in done] == pareto_mask(points).tolist()
+    fp_latency = result.prepared.fp_metrics["latency_ms"]
+    assert fp_latency > 0 and any("ms at batch 1 in ONNX Runtime" in line for line in log)
+    client = MlflowClient(tracking_uri=default_uri(config.output_dir))
+    parent = [r for r in client.search_runs([client.get_experiment_by_name(config.name).experiment_id])
+              if r.data.tags.get("kind") == "search"][0]
+    expected = hypervolume(points, reference(config.search.objectives, latency_ms=2 * fp_latency))
+    assert parent.data.metrics["hypervolume"] == pytest.approx(expected)
+    assert (result.path / "pareto_latency.png").stat().st_size > 10_000
+    assert json.loads((result.path / "task.json").read_text())["objectives"] == ["accuracy", "compression", "latency"]
 
 
 @pytest.mark.slow

@@ -23,6 +23,10 @@ def test_quickstart_config_is_valid():
     ({"search": {"storage_path": "ftp://host/dir"}}, r"unknown scheme 'ftp': use a directory or one of s3://"),
     ({"search": {"storage_path": "s3://?endpoint_override=x"}}, r"names no bucket"),
     ([1, 2], r"mapping at the top level"),
+    ({"search": {"objectives": ["accuracy", "speed"]}}, r"unknown objective 'speed'; known: accuracy, compression, latency"),
+    ({"search": {"objectives": ["latency", "accuracy", "compression"]}}, r"must be \[accuracy, compression\] or"),
+    ({"search": {"objectives": ["accuracy", "compression", "latency"], "onnx": False}}, r"set search.onnx: true"),
+    ({"search": {"latency_runs": 0}}, r"search.latency_runs must be at least 1"),
     ({"task": {"\r": 0}}, r"unknown key task\.'\\r'; known keys"),  # found by hypothesis: one line
 ])
 def test_bad_configs_name_the_problem(data, match):

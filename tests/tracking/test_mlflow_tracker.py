@@ -157,3 +157,11 @@ def test_a_driver_killed_between_a_trials_end_and_its_saved_table_keeps_one_hype
     assert sorted(r["trial_id"] for r in read_table(tmp_path / "trials.parquet")) == ["t1", "t2", "t3", "t4"]
     resumed.on_trial_complete(0, trials, trials[2])  # or it is: nothing is logged twice
     assert sorted(m.step for m in resumed.client.get_metric_history(resumed.parent(), "hypervolume")) == [1, 2, 3, 4]
+
+
+def test_registered_name_is_the_search_name_of_a_path_or_uri():
+    from tracking.mlflow_tracker import registered_name
+
+    assert registered_name("/runs/ray/quickstart-20261130-224512") == "quickstart-20261130-224512"
+    assert registered_name("s3://bucket/ray/tiny-20261130-223805?endpoint_override=127.0.0.1:49887&scheme=http") \
+        == "tiny-20261130-223805"

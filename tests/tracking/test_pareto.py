@@ -49,3 +49,26 @@ def test_hypervolume_ignores_points_below_the_reference_and_is_monotone():
     base = [(0.5, 4.0), (0.4, 8.0)]
     for extra in itertools.product([0.1, 0.45, 0.6], [2.0, 6.0, 10.0]):
         assert hypervolume(base + [extra]) >= hypervolume(base)
+
+
+def _brute_force_hv_3d(points, ref, top):
+    """Volume by counting lattice cells (of 1/4 per axis) that some point dominates."""
+    axes = [np.arange(r, t, 0.25) + 0.125 for r, t in zip(ref, top)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    covered = (np.asarray(points)[:, None, :] >= grid[None]).all(-1).any(0)
+    return covered.sum() * 0.25 ** 3
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_three_objective_hypervolume_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = rng.integers(1, 9)
+    ref = (0.0, 1.0, -8.0)                       # a minimised objective enters negated
+    points = np.stack([rng.integers(0, 9, n) / 4, 1 + rng.integers(0, 13, n) / 4, -rng.integers(0, 33, n) / 4], 1)
+    points = np.concatenate([points, points[: n // 2]])
+    expected = _brute_force_hv_3d(points, ref, (2.0, 4.0, 0.0))
+    assert hypervolume(points, ref) == pytest.approx(expected, abs=1e-9)
+    # the third objective at its reference adds nothing; a front point more adds volume
+    assert hypervolume([(1.0, 2.0, -8.0)], ref) == 0.0
+    assert hypervolume([(1.0, 2.0, -4.0)], ref) == pytest.approx(1.0 * 1.0 * 4.0)
+    assert pareto_mask([(1.0, 2.0, -4.0), (1.0, 2.0, -5.0), (0.5, 3.0, -6.0)]).tolist() == [True, False, True]

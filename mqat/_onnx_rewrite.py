@@ -1,0 +1,143 @@
+"""The rewrite after ``torch.onnx.export``: each layer's Q / DQ inputs at their own bit-widths.
+
+Each QuantizeLinear / DequantizeLinear the export made carries its layer's name in an attribute
+(``mqat_layer``, removed here, as ONNX knows no such attribute). Its inputs are replaced
+by fresh initializers (``<layer>::weight``, ``::weight_scale``, ``::input_scale``, ...: names no
+torch module makes) built from the layer's deployment twin, typed at the layer's bits (the
+exporter merges equal tensors across layers, so the exported ones cannot be retyped in place),
+a ``Clip`` is put between Q and DQ where an activation's range has no ONNX type of its own, and
+whatever the graph no longer uses is dropped.
+"""
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+_INT4_BITS = 4
+
+
+#: The attribute that names a Q / DQ node's layer between the export and the rewrite.
+LAYER_ATTRIBUTE = "mqat_layer"
+
+
+def _take_layer(node) -> str | None:
+    """The layer a node was made for (its marker attribute, removed), or None."""
+    for attribute in node.attribute:
+        if attribute.name == LAYER_ATTRIBUTE:
+            node.attribute.remove(attribute)
+            return attribute.s.decode()
+    return None
+
+
+def _int_type(bits: int, signed: bool) -> tuple[int, type]:
+    """The ONNX element type (and numpy type of its values) that holds ``bits``-bit integers."""
+    from onnx import TensorProto
+
+    if bits <= _INT4_BITS:
+        return (TensorProto.INT4, np.int8) if signed else (TensorProto.UINT4, np.uint8)
+    return (TensorProto.INT8, np.int8) if signed else (TensorProto.UINT8, np.uint8)
+
+
+def _raw(values: np.ndarray, data_type: int) -> bytes:
+    """Integers as ONNX stores them raw: a byte each, or two 4-bit values a byte (low nibble first)."""
+    from onnx import TensorProto
+
+    flat = values.reshape(-1).astype(np.int8 if data_type in (TensorProto.INT4, TensorProto.INT8) else np.uint8)
+    if data_type not in (TensorProto.INT4, TensorProto.UINT4):
+        return flat.tobytes()
+    nibbles = (flat.view(np.uint8) & 0x0F).astype(np.uint8)
+    if len(nibbles) % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+class _Graph:
+    """Initializers and nodes added to an ONNX graph, each name made once."""
+
+    def __init__(self, model):
+        self.model, self.graph = model, model.graph
+        self.names = {i.name for i in self.graph.initializer}
+
+    def tensor(self, name: str, values: np.ndarray, data_type: int | None = None) -> str:
+        """An initializer of ``values`` (stored as ``data_type``, raw bytes), once; its name."""
+        from onnx import helper, numpy_helper
+
+        if name not in self.names:
+            if data_type is None:
+                tensor = numpy_helper.from_array(values, name)
+            else:
+                tensor = helper.make_tensor(name, data_type, values.shape, _raw(values, data_type), raw=True)
+            self.graph.initializer.append(tensor)
+            self.names.add(name)
+        return name
+
+
+def _rewrite_weight(graph: _Graph, node, layer: str, twin: nn.Module) -> None:
+    data_type, dtype = _int_type(twin.weight_bits, signed=True)
+    integers = twin.weight_int.numpy().astype(dtype)
+    node.input[0] = graph.tensor(f"{layer}::weight", integers, data_type)
+    node.input[1] = graph.tensor(f"{layer}::weight_scale", twin.weight_scale.numpy())
+    node.input[2] = graph.tensor(f"{layer}::weight_zero_point", np.zeros(integers.shape[0], dtype), data_type)
+
+
+def _act_inputs(graph: _Graph, layer: str, twin: nn.Module) -> tuple[str, str, int, tuple[int, int]]:
+    """Scale and zero point of a layer's input quantizer, with its ONNX type and integer range."""
+    lo, hi = twin.act_range
+    bits = int(np.log2(hi - lo + 1))
+    data_type, dtype = _int_type(bits if bits == _INT4_BITS else 8, signed=lo < 0)
+    scale = graph.tensor(f"{layer}::input_scale", twin.act_scale.numpy())
+    zero = graph.tensor(f"{layer}::input_zero_point", np.zeros((), dtype), data_type)
+    return scale, zero, bits, (lo, hi)
+
+
+def _clip(graph: _Graph, quantize, layer: str, lo: int, hi: int, signed: bool) -> str:
+    """A Clip of the quantized integers to ``[lo, hi]`` after ``quantize``; its output name."""
+    from onnx import helper
+
+    dtype = np.int8 if signed else np.uint8
+    low = graph.tensor(f"{layer}::input_min", np.array(lo, dtype))
+    high = graph.tensor(f"{layer}::input_max", np.array(hi, dtype))
+    output = f"{quantize.output[0]}_clipped"
+    clip = helper.make_node("Clip", [quantize.output[0], low, high], [output], name=f"/{layer.replace('.', '/')}/Clip")
+    nodes = list(graph.graph.node)
+    graph.graph.node.insert(nodes.index(quantize) + 1, clip)
+    return output
+
+
+def _prune(graph) -> None:
+    """Drop nodes and initializers nothing reads (the exporter's merged copies, now unused)."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = outputs | {name for node in graph.node for name in node.input}
+        dead = [node for node in graph.node if not any(o in used for o in node.output)]
+        for node in dead:
+            graph.node.remove(node)
+        if not dead:
+            break
+    used = {name for node in graph.node for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+
+
+def narrow_types(model, twins: dict[str, nn.Module], opset: int) -> None:
+    """Give every Q / DQ node of ``model`` (an exported ONNX ModelProto) its layer's types, in
+    place; raise the default-domain opset to ``opset``."""
+    graph = _Graph(model)
+    nodes = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for node in nodes:
+        layer = _take_layer(node)
+        if layer not in twins:
+            raise ValueError(f"the exported node {node.name!r} names no quantized layer ({layer!r})")
+        twin = twins[layer]
+        if node.op_type == "DequantizeLinear" and node.input[0] not in producers:  # a weight
+            _rewrite_weight(graph, node, layer, twin)
+            continue
+        scale, zero, bits, (lo, hi) = _act_inputs(graph, layer, twin)
+        node.input[1], node.input[2] = scale, zero
+        if node.op_type == "DequantizeLinear" and bits not in (_INT4_BITS, 8):
+            node.input[0] = _clip(graph, producers[node.input[0]], layer, lo, hi, signed=lo < 0)
+    _prune(model.graph)
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = opset

@@ -1,0 +1,180 @@
+"""ONNX export with QDQ: types at each layer's bits, checked by onnx, run by ONNX Runtime.
+
+Tolerances, measured, and why.
+* ONNX Runtime with its graph optimizations off computes what the fake-quantized PyTorch model
+  computes: the small networks here match to float rounding (1e-5 of the output's magnitude).
+  In a deep network (the pose net) a few elements differ by more: the two sum a convolution in
+  different orders, a value lying on a rounding boundary of a later quantizer lands on the
+  neighbouring level, and that one step travels on.
+* With its optimizations on (the default, what a deployment runs), ONNX Runtime also quantizes
+  each convolution's bias to int32 at the accumulator's scale (input step x weight step), as
+  integer engines do; PyTorch keeps the bias in float. With a 2-bit input that scale is coarse.
+  Outputs then agree on average to 1% of their largest magnitude, every element to 5%.
+"""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils._pytree import tree_leaves
+
+import mqat
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+class SmallNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                      nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=4), nn.ReLU())
+        self.fpn = nn.Sequential(nn.Conv2d(16, 16, 1), nn.Tanh())   # signed activations for the head
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+
+    def forward(self, x):
+        features = self.fpn(self.backbone(x))
+        return self.head(features), features
+
+
+MODULES = {"backbone": ["backbone."], "fpn": ["fpn."], "head": ["head."]}
+
+
+def quantized(weight_bits, act_bits, *, seed=0):
+    torch.manual_seed(seed)
+    model, mm = SmallNet(), mqat.ModuleMap(MODULES)
+    mqat.quantize_(model, mqat.BitPlan(dict(zip(MODULES, weight_bits)), act_bits=dict(zip(MODULES, act_bits))), mm)
+    mqat.calibrate(model, [torch.randn(16, 3, 8, 8)])   # signed input: the first layer's input is signed
+    return model.eval()
+
+
+def session(path, optimized=True):
+    options = ort.SessionOptions()
+    if not optimized:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_both(model, path, batch=5, shape=(3, 8, 8), optimized=True):
+    x = torch.randn(batch, *shape)
+    outputs = session(path, optimized).run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        expected = [t.numpy() for t in tree_leaves(model(x))]
+    return outputs, expected
+
+
+#: (mean, max) of |ORT - PyTorch| over the output's largest magnitude (see the module's docstring)
+EXACT, DEPLOYED, DEEP = (1e-5, 1e-5), (1e-2, 5e-2), (1e-4, 1e-2)
+
+
+def assert_close(outputs, expected, tolerance):
+    assert len(outputs) == len(expected)
+    for got, want in zip(outputs, expected):
+        assert got.shape == want.shape
+        diff, scale = np.abs(got - want), np.abs(want).max()
+        print(f"max {diff.max() / scale:.2e} mean {diff.mean() / scale:.2e} of the largest magnitude")
+        assert diff.mean() <= tolerance[0] * scale, (diff.mean(), scale)
+        assert diff.max() <= tolerance[1] * scale, (diff.max(), scale)
+
+
+def initializers(path):
+    return {i.name: i for i in onnx.load(str(path)).graph.initializer}
+
+
+@pytest.mark.parametrize("weight_bits, act_bits", [((8, 8, 8), (8, 8, 8)), ((2, 4, 8), (8, 3, 4)),
+                                                   ((3, 5, 7), (2, 6, 7)), ((4, 32, 2), (4, 32, 5))])
+def test_ort_matches_the_fake_quantized_model(tmp_path, weight_bits, act_bits):
+    model = quantized(weight_bits, act_bits)
+    size = mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    assert size == (tmp_path / "m.onnx").stat().st_size
+    onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")), full_check=True)
+    assert_close(*run_both(model, tmp_path / "m.onnx", batch=7, optimized=False), EXACT)  # batch: dynamic
+    assert_close(*run_both(model, tmp_path / "m.onnx", batch=3), DEPLOYED)
+
+
+def test_weights_are_integers_at_their_bits(tmp_path):
+    from onnx import TensorProto, numpy_helper
+
+    model = quantized((2, 6, 4), (8, 3, 4))
+    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    inits = initializers(tmp_path / "m.onnx")
+    layers = dict(mqat.quantized_layers(model))
+    expect = {"backbone.0": (TensorProto.INT4, 2), "backbone.3": (TensorProto.INT4, 2),
+              "fpn.0": (TensorProto.INT8, 6), "head.1": (TensorProto.INT4, 4)}
+    for layer, (data_type, bits) in expect.items():
+        weight = inits[f"{layer}::weight"]
+        assert weight.data_type == data_type
+        values = numpy_helper.to_array(weight).astype(np.int64)
+        assert values.min() >= -(2 ** (bits - 1)) and values.max() <= 2 ** (bits - 1) - 1
+        np.testing.assert_array_equal(values, layers[layer].weight_quant.integers(layers[layer].weight).numpy())
+        scale = numpy_helper.to_array(inits[f"{layer}::weight_scale"])
+        np.testing.assert_allclose(scale, layers[layer].weight_quant.step.detach().numpy())
+    # no float copy of a quantized weight is left in the file
+    assert not any(name.endswith(".weight") and name.split(".weight")[0] in layers for name in inits)
+    # activations: 8 bits in uint8 / int8, 4 in (u)int4, 3 clipped between Q and DQ
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    assert inits["backbone.0::input_zero_point"].data_type == TensorProto.INT8   # signed input
+    assert inits["head.1::input_zero_point"].data_type == TensorProto.INT4      # tanh: signed, 4 bits
+    clips = [n for n in graph.node if n.op_type == "Clip"]
+    assert {tuple(n.input[1:]) for n in clips} == {("fpn.0::input_min", "fpn.0::input_max")}
+    assert numpy_helper.to_array(inits["fpn.0::input_max"]) == 7                 # unsigned 3 bits after ReLU
+
+
+def test_qc_is_folded_into_the_export(tmp_path):
+    model = quantized((4, 4, 4), (8, 8, 8))
+    params = mqat.add_qc(model)
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.1 * torch.rand_like(p))
+    before = copy.deepcopy(model)
+    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    assert all(layer.qc_gamma is not None for _, layer in mqat.quantized_layers(model))  # not changed
+    assert_close(*run_both(before, tmp_path / "m.onnx", optimized=False), EXACT)
+
+
+def test_uncalibrated_model_is_refused_and_nothing_written(tmp_path):
+    model, mm = SmallNet(), mqat.ModuleMap(MODULES)
+    mqat.quantize_(model, mqat.BitPlan({"backbone": 4, "fpn": 4, "head": 4}), mm)
+    with pytest.raises(ValueError, match="never initialised"):
+        mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _task_model(task, weight_bits, act_bits, size):
+    model = task.build_model()
+    names = task.module_map.names
+    mqat.quantize_(model, mqat.BitPlan(dict(zip(names, weight_bits)), act_bits=dict(zip(names, act_bits))),
+                   task.module_map)
+    torch.manual_seed(0)
+    mqat.calibrate(model, [torch.rand(8, 3, size, size)])
+    return model.eval()
+
+
+@pytest.mark.parametrize("which", ["pose", "detect"])
+def test_task_networks_at_mixed_bits_run_in_ort(tmp_path, which):
+    """The built-in networks (first and last pose layers at full precision), at mixed bits."""
+    from trainables.tasks import get_task
+
+    task_class = get_task(which)
+    task = task_class(task_class.Config(), cache_dir=str(tmp_path / "data"), device="cpu", progress=False)
+    size = task.config.image_size
+    model = _task_model(task, (2, 4, 8), (8, 3, 4), size)
+    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.rand(1, 3, size, size))
+    x = torch.rand(4, 3, size, size)
+    with torch.no_grad():
+        expected = [t.numpy() for t in tree_leaves(model(x))]
+    for optimized, tolerance in ((False, DEEP), (True, DEPLOYED)):
+        assert_close(session(tmp_path / "m.onnx", optimized).run(None, {"input": x.numpy()}), expected, tolerance)
+
+
+def test_latency_is_measured_per_batch_size(tmp_path):
+    model = quantized((4, 4, 4), (8, 8, 8))
+    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    latency = mqat.onnx_latency(tmp_path / "m.onnx", (3, 8, 8), batch_sizes=(4, 1), runs=5, threads=1, device="cpu")
+    assert set(latency.median_ms) == {1, 4} and all(ms > 0 for ms in latency.median_ms.values())
+    assert latency.provider == "CPUExecutionProvider"
+    metrics = latency.to_metrics()
+    assert metrics["latency_ms"] == latency.median_ms[1] and metrics["latency_ms_b4"] == latency.median_ms[4]
+    with pytest.raises(ValueError, match="runs >= 1"):
+        mqat.onnx_latency(tmp_path / "m.onnx", (3, 8, 8), runs=0)
