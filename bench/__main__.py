@@ -9,7 +9,8 @@ import platform
 import time
 from pathlib import Path
 
-SECTIONS = ("kernel", "step", "scaling", "orchestration", "quality", "fidelity", "fidelity-detect")
+SECTIONS = ("kernel", "step", "scaling", "orchestration", "quality", "fidelity", "fidelity-detect", "early-stopping",
+            "scale")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

@@ -25,6 +25,7 @@ from trainables.tasks import DEFAULT_TASK, check_task, get_task
 from .storage import check_location
 
 METHODS = ("mqat", "uniform", "ilp-only")
+SCHEDULERS = ("none", "moasha")
 SAMPLERS = ("tpe", "nsga2", "random")
 
 
@@ -131,6 +132,12 @@ class SearchConfig:
     latency_batch: int = 8       # the batch size timed beside batch 1
     latency_runs: int = 20       # timed runs per batch size; the median is reported
     latency_threads: int = 1     # ONNX Runtime's threads while timing
+    #: early stopping: none, or moasha (Pareto-aware successive halving at the stages moasha_rungs)
+    scheduler: str = "none"
+    moasha_eta: int = 2          # a rung keeps the top 1/eta of the trials that reached it
+    moasha_rungs: tuple[int, ...] = (0, 1)  # stage indexes (0: after the first module) where trials are ranked
+    #: end the search once its module stages equal those of this many full trials (null: num_samples decides)
+    budget_trials: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -154,6 +161,13 @@ class SearchConfig:
             raise ValueError("search.pending_timeout_s must be > 0 seconds (or null to wait forever), "
                              f"but got {self.pending_timeout_s}")
         check_objectives(self.objectives)
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"search.scheduler must be one of {list(SCHEDULERS)}, but got {self.scheduler!r}")
+        if self.moasha_eta < 2 or not self.moasha_rungs or min(self.moasha_rungs) < 0:
+            raise ValueError("search.moasha_eta must be >= 2 and search.moasha_rungs stage indexes >= 0, "
+                             f"but got {self.moasha_eta} and {list(self.moasha_rungs)}")
+        if self.budget_trials is not None and not self.budget_trials > 0:
+            raise ValueError(f"search.budget_trials must be > 0 (or null), but got {self.budget_trials}")
         if "latency" in self.objectives and not self.onnx:
             raise ValueError("search.objectives has latency, which is measured on the ONNX export: "
                              "set search.onnx: true")
@@ -221,6 +235,18 @@ def _space(data: Any, modules: tuple[str, ...]) -> SpaceConfig:
     return build(SpaceConfig, {**data, "modules": list(modules)}, "space")
 
 
+def _check_rungs(search: SearchConfig, modules: tuple[str, ...]) -> None:
+    """MOASHA ranks trials after module stages: the method must have them, the rungs must exist."""
+    if search.scheduler != "moasha":
+        return
+    if search.method != "mqat":
+        raise ConfigError(f"search.scheduler: moasha ranks trials between module stages, but method "
+                          f"{search.method!r} quantizes every module in one stage; use method mqat")
+    if max(search.moasha_rungs) >= len(modules):
+        raise ConfigError(f"search.moasha_rungs: the network has {len(modules)} module stages (0 to "
+                          f"{len(modules) - 1}), but got {list(search.moasha_rungs)}")
+
+
 def config_from_dict(data: Any, *, source: str = "config", task_dir: str | Path | None = None) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source} must be a YAML mapping at the top level")
@@ -242,12 +268,14 @@ def config_from_dict(data: Any, *, source: str = "config", task_dir: str | Path 
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', but got {device!r}")
     task = build(task_class.Config, task_data, "task")
     modules = tuple(task_class.module_names(task))
+    search = build(SearchConfig, data.get("search"), "search")
+    _check_rungs(search, modules)
     return Config(
         name=name, task_name=task_name, task=task,
         pretrain=build(PretrainConfig, data.get("pretrain"), "pretrain"),
         output_dir=_coerce(data.get("output_dir", f"runs/{name}"), str, "output_dir"),
         cache_dir=_coerce(data.get("cache_dir", "data"), str, "cache_dir"),
-        device=device, search=build(SearchConfig, data.get("search"), "search"),
+        device=device, search=search,
         space=_space(data.get("space"), modules),
         tracking=build(TrackingConfig, data.get("tracking"), "tracking"),
         task_dir=str(Path(task_dir).resolve()) if task_dir is not None else None)

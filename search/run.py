@@ -128,6 +128,33 @@ def _trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
 
+def _scheduler(config: Config, path: Path):
+    """MOASHA (``search.scheduler: moasha``), its rungs saved in the search's directory; or None."""
+    if config.search.scheduler != "moasha":
+        return None
+    from .scheduler import ParetoASHA
+
+    return ParetoASHA(rungs=config.search.moasha_rungs, eta=config.search.moasha_eta, state_dir=path)
+
+
+def _early_stopping_marker(config: Config) -> list:
+    """The callback that marks a stopped trial's last report (first: the others read the mark)."""
+    if config.search.scheduler != "moasha":
+        return []
+    from .scheduler import StoppedMarker
+
+    return [StoppedMarker()]
+
+
+def _budget(config: Config, modules: list[str]):
+    """The stopper that ends a search at ``search.budget_trials`` full trials' stages, or None."""
+    if config.search.budget_trials is None:
+        return None
+    from .budget import StageBudget
+
+    return StageBudget(config.search.budget_trials, len(modules))
+
+
 def _watch(config: Config) -> list:
     """The callback that fails a search whose trials wait for resources too long, if asked."""
     from .watch import PendingWatch
@@ -339,17 +366,18 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         publish(path, location)
         table = _table(config, prepared, path, location)
         recorder = _tracker(config, prepared, table, location) if config.tracking.enabled else TableCallback(table)
-        callbacks = [printer, recorder] + _watch(config)
+        callbacks = _early_stopping_marker(config) + [printer, recorder] + _watch(config)
         metrics, modes = objectives(config)
         searcher = OptunaSearch(space=_space_function(config, prepared), metric=metrics, mode=modes,
                                 points_to_evaluate=prepared.seeds or None,
                                 sampler=_sampler(config, len(prepared.seeds)))
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=config.search.num_samples,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(config, path),
+                                        num_samples=config.search.num_samples,
                                         max_concurrent_trials=config.search.max_concurrent,
                                         reuse_actors=config.search.reuse_actors),
-            run_config=tune.RunConfig(name=name, storage_path=storage_root(config),
+            run_config=tune.RunConfig(name=name, storage_path=storage_root(config), stop=_budget(config, modules),
                                       failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
                                       # one checkpoint per trial, each followed by a snapshot of the
                                       # experiment: a driver killed at any moment loses no stage

@@ -238,9 +238,12 @@ class MLflowTracker(Callback):
     # ---- after each trial ---------------------------------------------------------------
     def _finish(self, trial, error: str | None, trials=()) -> None:
         run_id = self.child(trial)
+        stopped = not error and bool((trial.last_result or {}).get("early_stopped"))
         if error:
             self.client.set_tag(run_id, "error", error)
-        self.client.set_terminated(run_id, "FAILED" if error else "FINISHED")
+        if stopped:  # by the early-stopping scheduler: its last model is no front model
+            self.client.set_tag(run_id, "early_stopped", f"stage {trial.last_result.get('stopped_at_stage')}")
+        self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped else "FINISHED")
         on_front = self.table.add(trial, error, trials)["pareto"]
         rows = list(self.table.rows.values())
         done = [r for r in rows if complete(r, self.table.objectives)]

@@ -14,7 +14,8 @@ from .results import mark_front, row
 SEEDS_FILE, FP_FILE, TEST_FILE = "seeds.json", "fp_metrics.json", "test_scores.json"
 TASK_FILE = "task.json"
 #: The files the driver writes into a search beside Tune's (copied up to an object store).
-DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE, LATENCY_PLOT_FILE)
+SCHEDULER_FILE = "scheduler.json"  # MOASHA's rungs (search.scheduler), read back by a resumed driver
+DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE, LATENCY_PLOT_FILE, SCHEDULER_FILE)
 TEST_FIELDS = ("test_accuracy", "test_accuracy_se")
 
 

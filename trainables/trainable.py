@@ -120,6 +120,8 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     settings = trial_settings(config, modules, ema_warmup_steps=ema_warmup_steps(task, setup, epochs))
     model = task.build_model()
     model.load_state_dict(setup.fp_state)
+    # known before training: what an early-stopping scheduler ranks a trial's stages by
+    plan_compression = mqat.model_size(model, settings.plan, task.module_map).compression
     context = tune.get_context()
     fault = fault_for(setup.faults or {}, Path(context.get_trial_dir()).name, context.get_trial_id())
     train_epoch = with_fault(functools.partial(task.train_epoch, images=setup.images_per_epoch), fault,
@@ -129,7 +131,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
         """Every stage is reported; a training stage with its state, so a retry resumes after it."""
         state = result.state
         files = {STATE_FILE: lambda path: torch.save(vars(state), path)} if state is not None else None
-        _report({**result.to_dict(), "final": False}, files)
+        _report({**result.to_dict(), "plan_compression": plan_compression, "final": False}, files)
 
     start = time.perf_counter()
     result = mqat.run_mqat(

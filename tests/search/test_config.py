@@ -27,6 +27,11 @@ def test_quickstart_config_is_valid():
     ({"search": {"objectives": ["latency", "accuracy", "compression"]}}, r"must be \[accuracy, compression\] or"),
     ({"search": {"objectives": ["accuracy", "compression", "latency"], "onnx": False}}, r"set search.onnx: true"),
     ({"search": {"latency_runs": 0}}, r"search.latency_runs must be at least 1"),
+    ({"search": {"scheduler": "asha"}}, r"search.scheduler must be one of \['none', 'moasha'\]"),
+    ({"search": {"scheduler": "moasha", "moasha_rungs": [3]}}, r"the network has 3 module stages \(0 to 2\)"),
+    ({"search": {"scheduler": "moasha", "method": "uniform"}}, r"use method mqat"),
+    ({"search": {"moasha_eta": 1}}, r"search.moasha_eta must be >= 2"),
+    ({"search": {"budget_trials": 0}}, r"search.budget_trials must be > 0"),
     ({"task": {"\r": 0}}, r"unknown key task\.'\\r'; known keys"),  # found by hypothesis: one line
 ])
 def test_bad_configs_name_the_problem(data, match):

@@ -1,0 +1,39 @@
+"""``search.budget_trials``: end a search once it has trained as many stages as N full trials.
+
+Compute is counted in module stages (one fine-tuning epoch budget each), so a search with early
+stopping and one without can be given the same compute. QC epochs and final scoring are not
+counted: a trial stopped early skips them too, so the count understates what stopping saves.
+A trial that has trained its last module stage when the budget runs out still finishes (its QC
+and final scoring); trials running beside it may train a stage or two past the budget meanwhile,
+which is counted (``used``), then are cut off as unfinished.
+"""
+from __future__ import annotations
+
+from ray.tune import Stopper
+
+
+class StageBudget(Stopper):
+    """Ends the search once ``trials * stages_per_trial`` module stages have been reported and no
+    trial that trained all of its stages still owes its final report."""
+
+    def __init__(self, trials: float, stages_per_trial: int):
+        if trials <= 0 or stages_per_trial < 1:
+            raise ValueError(f"a stage budget needs trials > 0 and stages >= 1, but got {trials} and {stages_per_trial}")
+        self.budget = trials * stages_per_trial
+        self.stages_per_trial = stages_per_trial
+        self.used = 0
+        self.owing: set[str] = set()  # trials past their last module stage, before their final report
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        stage = result.get("stage")
+        if result.get("final"):
+            self.owing.discard(trial_id)
+        elif isinstance(stage, int) and stage < self.stages_per_trial:
+            self.used += 1
+            if stage == self.stages_per_trial - 1:
+                self.owing.add(trial_id)
+        return False
+
+    def stop_all(self) -> bool:
+        # a trial that failed after its last stage owes nothing any more: wait one trial's stages at most
+        return self.used >= self.budget and (not self.owing or self.used >= self.budget + self.stages_per_trial)

@@ -1,0 +1,135 @@
+"""MOASHA: Pareto-aware asynchronous successive halving over a trial's MQAT stages.
+
+A trial reports after every stage. At a rung (a stage index, ``search.moasha_rungs``) it is
+ranked against every trial that reached that rung before it, by non-dominated sorting on two
+objectives: its accuracy so far, and its plan's final compression (known before it trains,
+reported as ``plan_compression``); within a front, by crowding distance (NSGA-II's, larger is
+better: the ends of a front are kept). It goes on when it ranks in the top ``1 / eta``, and is
+stopped otherwise (Schmucker et al., "Multi-objective asynchronous successive halving", 2021).
+Until a rung has more than ``eta`` records, every trial passes it: one or two records say nothing.
+
+The rungs' records are written to ``scheduler.json`` in the search's directory after every
+decision, and read back by a resumed driver (Tune keeps no scheduler state of its own).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from ray.tune import Callback
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from mqat import atomic_write
+from tracking import pareto_mask
+
+STATE_FILE = "scheduler.json"
+
+
+def nondominated_ranks(points: np.ndarray) -> np.ndarray:
+    """The front index of each point (0: not dominated; 1: dominated only by front 0; ...);
+    all objectives maximised."""
+    ranks = np.full(len(points), -1)
+    left, front = np.arange(len(points)), 0
+    while len(left):
+        mask = pareto_mask(points[left])
+        ranks[left[mask]] = front
+        left, front = left[~mask], front + 1
+    return ranks
+
+
+def crowding(points: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance within one front: the ends of each objective are infinite."""
+    n, distance = len(points), np.zeros(len(points))
+    if n <= 2:
+        return np.full(n, np.inf)
+    for column in points.T:
+        order = np.argsort(column)
+        span = column[order[-1]] - column[order[0]]
+        distance[order[[0, -1]]] = np.inf
+        if span > 0:
+            distance[order[1:-1]] += (column[order[2:]] - column[order[:-2]]) / span
+    return distance
+
+
+def promoted(records: Mapping[str, Sequence[float]], trial_id: str, eta: int) -> bool:
+    """Whether ``trial_id`` ranks in the top ``ceil(n / eta)`` of a rung's ``n`` records (points to
+    maximise), by non-dominated rank, then crowding distance; always while ``n <= eta``."""
+    if len(records) <= eta:
+        return True
+    ids = list(records)
+    points = np.array([records[i] for i in ids], dtype=float)
+    ranks = nondominated_ranks(points)
+    spread = np.zeros(len(ids))
+    for front in np.unique(ranks):
+        members = ranks == front
+        spread[members] = crowding(points[members])
+    order = sorted(range(len(ids)), key=lambda i: (ranks[i], -spread[i], ids[i]))
+    return ids.index(trial_id) in order[: math.ceil(len(ids) / eta)]
+
+
+class ParetoASHA(FIFOScheduler):
+    """The MOASHA scheduler of ``search.scheduler: moasha`` (see the module's docstring)."""
+
+    def __init__(self, rungs: Sequence[int] = (0, 1), eta: int = 2, state_dir: str | Path | None = None):
+        super().__init__()
+        if eta < 2 or not rungs or min(rungs) < 0:
+            raise ValueError(f"MOASHA needs eta >= 2 and stage rungs >= 0, but got eta {eta} and rungs {list(rungs)}")
+        self.rungs, self.eta = tuple(sorted(set(rungs))), int(eta)
+        self.state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
+        self.records: dict[int, dict[str, tuple[float, float]]] | None = None  # read on first use
+        self.decisions, self.decision_seconds, self.stopped = 0, 0.0, 0
+
+    def _records(self) -> dict[int, dict[str, tuple[float, float]]]:
+        if self.records is None:
+            self.records = {rung: {} for rung in self.rungs}
+            if self.state_path is not None and self.state_path.is_file():  # a resumed driver
+                saved = json.loads(self.state_path.read_text())
+                for rung, records in saved["records"].items():
+                    self.records.setdefault(int(rung), {}).update({k: tuple(v) for k, v in records.items()})
+        return self.records
+
+    def _save(self) -> None:
+        if self.state_path is not None:
+            state = {"rungs": list(self.rungs), "eta": self.eta,
+                     "records": {str(rung): records for rung, records in self._records().items()}}
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.state_path, lambda f: f.write(json.dumps(state).encode()))
+
+    def decide(self, trial_id: str, stage: int, accuracy: float, plan_compression: float) -> str:
+        """Record a trial's result at a rung and return CONTINUE or STOP."""
+        start = time.perf_counter()
+        records = self._records().setdefault(stage, {})
+        records[trial_id] = (float(accuracy), float(plan_compression))  # a re-run stage overwrites
+        keep = promoted(records, trial_id, self.eta)
+        self._save()
+        self.decisions += 1
+        self.stopped += not keep
+        self.decision_seconds += time.perf_counter() - start
+        return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        stage = result.get("stage")
+        if result.get("final") or stage not in self.rungs or result.get("plan_compression") is None:
+            return TrialScheduler.CONTINUE
+        return self.decide(trial.trial_id, int(stage), result["accuracy"], result["plan_compression"])
+
+    def debug_string(self) -> str:
+        return (f"MOASHA: rungs at stages {list(self.rungs)}, eta {self.eta}; "
+                f"{self.stopped} of {self.decisions} decisions stopped a trial")
+
+
+class StoppedMarker(Callback):
+    """Marks the last report of a trial the scheduler stopped (Tune sets ``done`` on it before the
+    callbacks run; a trial that ends by itself reports ``final``): ``early_stopped`` and the stage,
+    and its ``compression`` is its plan's, so that the searcher, told this last report, learns the
+    accuracy the trial reached with the compression its plan was to give. Runs before the other
+    callbacks, which read the mark."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("done") and not result.get("final") and result.get("plan_compression") is not None:
+            result.update(early_stopped=True, stopped_at_stage=result.get("stage"),
+                          compression=result["plan_compression"])

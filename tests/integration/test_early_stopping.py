@@ -1,0 +1,64 @@
+"""search.scheduler: moasha in a real search: trials stopped at a rung are recorded as stopped
+(table, MLflow, the searcher), stay off the front, and a stage budget ends the search."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_moasha_stops_trials_and_records_them(ray_session, tiny_config):
+    from mlflow import MlflowClient
+
+    from search.run import run_search
+    from tracking.mlflow_tracker import default_uri
+    from tracking.table import read_table
+
+    # one trial at a time: the order trials reach the rung, and so every decision, is fixed
+    config = tiny_config(search={"num_samples": 6, "max_concurrent": 1, "scheduler": "moasha",
+                                 "moasha_rungs": [0], "moasha_eta": 2, "onnx": False})
+    log = []
+    result = run_search(config, progress=False, log=log.append)
+    stopped = [r for r in result.rows if r["status"] == "stopped"]
+    finished = [r for r in result.rows if r["status"] == "finished"]
+    assert stopped and finished and len(stopped) + len(finished) == 6
+    assert all(r["stopped_at_stage"] == 0 and r["accuracy"] is None and not r["pareto"] for r in stopped)
+    table = {r["trial_id"]: r for r in read_table(result.path / "trials.parquet")}
+    assert {t for t, r in table.items() if r["status"] == "stopped"} == {r["trial_id"] for r in stopped}
+
+    # a stopped trial trained one stage and reported no final model
+    for r in stopped:
+        reports = [json.loads(x) for x in (Path(r["path"]) / "result.json").read_text().splitlines() if x.strip()]
+        assert [x["stage"] for x in reports] == [0] and reports[-1]["early_stopped"]
+        assert reports[-1]["compression"] == reports[-1]["plan_compression"]
+    # the rung's records: every trial that reached stage 0, saved for a resumed driver
+    saved = json.loads((result.path / "scheduler.json").read_text())
+    assert set(saved["records"]["0"]) == {r["trial_id"] for r in result.rows}
+
+    client = MlflowClient(tracking_uri=default_uri(config.output_dir))
+    children = {r.data.tags["trial_id"]: r for r in client.search_runs(
+        [client.get_experiment_by_name(config.name).experiment_id]) if "trial_id" in r.data.tags}
+    for r in stopped:
+        assert children[r["trial_id"]].info.status == "KILLED"
+        assert children[r["trial_id"]].data.tags["early_stopped"] == "stage 0"
+    assert all(children[r["trial_id"]].info.status == "FINISHED" for r in finished)
+    assert any("stopped early after stage 0" in line for line in log)
+
+
+@pytest.mark.slow
+def test_a_stage_budget_ends_the_search(ray_session, tiny_config):
+    from search.run import run_search
+
+    config = tiny_config(search={"num_samples": 8, "max_concurrent": 1, "budget_trials": 2, "onnx": False})
+    result = run_search(config, progress=False, log=lambda *_: None)
+    stages = 0
+    for r in result.rows:
+        if r["path"] and (Path(r["path"]) / "result.json").is_file():
+            reports = [json.loads(x) for x in (Path(r["path"]) / "result.json").read_text().splitlines() if x.strip()]
+            stages += sum(1 for x in reports if not x.get("final") and x["stage"] < 3)
+    # 2 full trials are 6 module stages: the search stops there (the second trial finishing its
+    # QC and scoring), far short of its 8 samples
+    assert stages == 6
+    assert sum(r["status"] == "finished" for r in result.rows) == 2 and len(result.rows) < 8
