@@ -75,18 +75,20 @@ class _Memory:
     """The driver's resident memory when the 100th and the last trial end."""
 
     def __init__(self, marks):
-        import psutil
-
-        self.process, self.marks, self.seen = psutil.Process(), set(marks), 0
+        self.marks, self.seen = set(marks), 0
         self.rss: dict[int, float] = {}
 
     def ended(self) -> None:
+        import psutil
+
         self.seen += 1
         if self.seen in self.marks:
-            self.rss[self.seen] = self.process.memory_info().rss / 2**20
+            self.rss[self.seen] = psutil.Process().memory_info().rss / 2**20
 
 
 def run(quick: bool = False) -> list[dict]:
+    import search.run  # noqa: F401 - Ray's environment (local token auth, quiet) before Ray starts
+
     import ray
     from ray import tune
     from ray.cluster_utils import Cluster

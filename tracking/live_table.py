@@ -6,6 +6,7 @@ so a driver killed mid-search leaves a current ``trials.parquet`` and ``pareto.p
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,27 @@ TABLE_FILE, PLOT_FILE, LATENCY_PLOT_FILE = "trials.parquet", "pareto.png", "pare
 class LiveTable:
     """Rows by trial id, written as ``trials.parquet`` and ``pareto.png`` in ``output_dir``
     (then ``publish()``, which copies them where the search lives). The front is over
-    ``objectives``; with latency among them, ``pareto_latency.png`` shows it too."""
+    ``objectives``; with latency among them, ``pareto_latency.png`` shows it too.
+
+    The table is rewritten on every call; the plots at most every ``plot_every_s`` seconds
+    (and on ``force``): drawing hundreds of points after every one of a thousand trials made
+    the plots the driver's largest cost (``bench/scale.py``)."""
 
     def __init__(self, output_dir: str | Path, *, metric: Metric = Metric(), modules: list[str] | None = None,
                  seeds: Iterable[Mapping[str, Any]] = (), fp_accuracy: float | None = None,
                  fp_test_accuracy: float | None = None, publish: Callable[[], None] | None = None,
-                 objectives: tuple[str, ...] = DEFAULT):
+                 objectives: tuple[str, ...] = DEFAULT, plot_every_s: float = 10.0):
         self.output_dir = Path(output_dir)
         self.metric, self.modules, self.seeds = metric, modules, list(seeds)
         self.fp_accuracy, self.fp_test_accuracy = fp_accuracy, fp_test_accuracy
         self.publish = publish  # a picklable callable: Tune pickles its callbacks
         self.objectives = tuple(objectives)
+        self.plot_every_s = plot_every_s
+        self.drawn_at: float | None = None  # time.monotonic() of the last plot; None: never drawn
         self.rows: dict[str, dict[str, Any]] = {}
+
+    def __getstate__(self):  # Tune pickles it with its callbacks: a monotonic time is this process's only
+        return {**self.__dict__, "drawn_at": None}
 
     @property
     def table_path(self) -> Path:
@@ -58,24 +68,34 @@ class LiveTable:
             if other.status in ended and other.trial_id not in self.rows and other is not trial:
                 self.rows[other.trial_id] = self._row(other, error_line(other) if ended[other.status] else None)
         self.rows[trial.trial_id] = self._row(trial, error)
-        self.write(list(self.rows.values()))
+        self.write(list(self.rows.values()), force=False)
         return self.rows[trial.trial_id]
 
     def _row(self, trial, error: str | None) -> dict[str, Any]:
         return row(trial.trial_id, trial.config, trial.last_result or {}, error=error, seeds=self.seeds,
                    path=trial.local_path, companions=self.metric.companions, modules=self.modules)
 
-    def write(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Mark the front of ``rows``, write the table and plot, publish them."""
+    def due(self) -> bool:
+        """Whether the next write redraws the plots."""
+        return self.drawn_at is None or time.monotonic() - self.drawn_at >= self.plot_every_s
+
+    def write(self, rows: list[dict[str, Any]], *, force: bool = True) -> list[dict[str, Any]]:
+        """Mark the front of ``rows``, write the table and (when due, or ``force``) the plots,
+        publish them."""
         rows = mark_front(rows, self.objectives)
         write_table(rows, self.table_path, self.metric.companions)
+        if force or self.due():
+            self.draw(rows)
+        if self.publish is not None:
+            self.publish()
+        return rows
+
+    def draw(self, rows: list[dict[str, Any]]) -> None:
+        self.drawn_at = time.monotonic()
         plot_front(rows, self.plot_path, fp_accuracy=self.fp_accuracy, fp_test_accuracy=self.fp_test_accuracy,
                    ylabel=self.metric.label)
         if "latency" in self.objectives:
             plot_latency(rows, self.output_dir / LATENCY_PLOT_FILE, ylabel=self.metric.label)
-        if self.publish is not None:
-            self.publish()
-        return rows
 
 
 class TableCallback(Callback):
@@ -93,3 +113,7 @@ class TableCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.table.add(trial, error=error_line(trial), trials=trials)
+
+    def on_experiment_end(self, trials, **info):
+        if self.table.rows:  # the plot may lag the last trials by up to plot_every_s: draw it now
+            self.table.write(list(self.table.rows.values()), force=True)

@@ -81,6 +81,7 @@ class MLflowTracker(Callback):
         self._logged_models: set[str] = set()
         self._logged_steps: dict[str, set[int]] = {}  # trial id -> stages its child run holds
         self._parent_steps: set[int] | None = None   # steps of the parent's hypervolume
+        self._pareto_tags: dict[str, str] = {}       # trial id -> the pareto tag its child run holds
 
     def __getstate__(self):  # Tune pickles callbacks with its experiment state
         state = dict(self.__dict__)
@@ -221,6 +222,9 @@ class MLflowTracker(Callback):
 
     def on_experiment_end(self, trials, **info):
         self._drop_lost_children({t.trial_id for t in trials})
+        if self.table.rows:  # the plot may lag the last trials by up to plot_every_s: draw it now
+            self.table.write(list(self.table.rows.values()), force=True)
+            self._log_table()
         self.client.set_terminated(self.parent(), "FINISHED")
 
     def _drop_lost_children(self, known: set[str]) -> None:
@@ -244,17 +248,24 @@ class MLflowTracker(Callback):
         if stopped:  # by the early-stopping scheduler: its last model is no front model
             self.client.set_tag(run_id, "early_stopped", f"stage {trial.last_result.get('stopped_at_stage')}")
         self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped else "FINISHED")
+        drawn = self.table.drawn_at
         on_front = self.table.add(trial, error, trials)["pareto"]
         rows = list(self.table.rows.values())
         done = [r for r in rows if complete(r, self.table.objectives)]
         self._log_front_size(len(rows), hypervolume(maximised(done, self.table.objectives), self.reference), len(done))
-        for r in rows:
-            run_id = self._children.get(r["trial_id"])
-            if run_id:
-                self.client.set_tag(run_id, "pareto", str(r["pareto"]).lower())
+        for r in rows:  # only the tags that changed: one write per trial, not one per trial per trial
+            run_id, tag = self._children.get(r["trial_id"]), str(r["pareto"]).lower()
+            if run_id and self._pareto_tags.get(r["trial_id"]) != tag:
+                self.client.set_tag(run_id, "pareto", tag)
+                self._pareto_tags[r["trial_id"]] = tag
         if on_front and not error:
             self._log_model(trial)
-        self.client.log_artifact(self.parent(), str(self.table.plot_path))
+        # the table every time (a resumed driver restores its rows from it), the plot when redrawn
+        self._log_table(plot=self.table.drawn_at != drawn)
+
+    def _log_table(self, plot: bool = True) -> None:
+        if plot:
+            self.client.log_artifact(self.parent(), str(self.table.plot_path))
         self.client.log_artifact(self.parent(), str(self.table.table_path))
 
     def _log_front_size(self, step: int, volume: float, finished: int) -> None:

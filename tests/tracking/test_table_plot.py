@@ -71,6 +71,22 @@ def test_a_live_table_rewrites_table_and_plot_after_every_trial(tmp_path):
     assert (tmp_path / "pareto.png").is_file() and published == [1, 1]
 
 
+def test_the_plot_is_redrawn_at_most_every_plot_every_s_but_the_table_every_time(tmp_path):
+    from types import SimpleNamespace
+
+    from tracking.live_table import LiveTable
+
+    table = LiveTable(tmp_path, plot_every_s=3600)
+    result = {"final": True, "accuracy": 0.5, "compression": 4.0, "model_bytes": 10}
+    table.add(SimpleNamespace(trial_id="t1", config=CONFIG, last_result=result, local_path="/x"), error=None)
+    first = (tmp_path / "pareto.png").stat().st_mtime_ns
+    table.add(SimpleNamespace(trial_id="t2", config=CONFIG, last_result=result, local_path="/y"), error=None)
+    assert len(read_table(tmp_path / "trials.parquet")) == 2            # the table: every trial
+    assert (tmp_path / "pareto.png").stat().st_mtime_ns == first         # the plot: not yet due
+    table.write(list(table.rows.values()), force=True)                   # the search's end
+    assert (tmp_path / "pareto.png").stat().st_mtime_ns > first
+
+
 def test_plot_is_a_png(tmp_path):
     path = plot_front(_rows(), tmp_path / "pareto.png", fp_accuracy=0.55)
     data = path.read_bytes()
