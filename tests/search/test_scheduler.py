@@ -62,3 +62,18 @@ def test_the_rungs_survive_a_driver_restart(tmp_path):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="eta >= 2"):
         ParetoASHA(eta=1)
+
+
+def test_ranks_match_peeling_fronts_one_by_one():
+    """The counting sort against its definition: front k is the Pareto set of what is left."""
+    from tracking import pareto_mask
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        points = rng.integers(0, 6, size=(int(rng.integers(1, 40)), 2)).astype(float)  # ties on purpose
+        expected, left, front = np.full(len(points), -1), np.arange(len(points)), 0
+        while len(left):
+            mask = pareto_mask(points[left])
+            expected[left[mask]] = front
+            left, front = left[~mask], front + 1
+        assert nondominated_ranks(points).tolist() == expected.tolist()
