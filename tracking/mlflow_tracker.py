@@ -82,10 +82,12 @@ class MLflowTracker(Callback):
         self._logged_steps: dict[str, set[int]] = {}  # trial id -> stages its child run holds
         self._parent_steps: set[int] | None = None   # steps of the parent's hypervolume
         self._pareto_tags: dict[str, str] = {}       # trial id -> the pareto tag its child run holds
+        self._children_loaded = False                # _children holds every child run (after setup)
 
     def __getstate__(self):  # Tune pickles callbacks with its experiment state
         state = dict(self.__dict__)
         state["_client"] = None
+        state["_children_loaded"] = False  # a resumed driver reads the children again (setup)
         return state
 
     # ---- runs ---------------------------------------------------------------------------
@@ -152,21 +154,34 @@ class MLflowTracker(Callback):
 
             parent = self.parent()
             exp = self._experiment_id()
-            found = self._find(exp, f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent}'")
+            found = None
+            if not self._children_loaded:  # else every child this search has is in _children already
+                found = self._find(exp, f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent}'")
             if found is None:
                 seed = any(all(trial.config.get(k) == v for k, v in s.items()) for s in self.table.seeds)
                 run = self.client.create_run(exp, run_name=trial_id, tags={
                     "mlflow.parentRunId": parent, "trial_id": trial_id, "ilp_seed": str(seed).lower()})
                 found = run.info.run_id
                 self.client.log_batch(found, params=[Param(k, str(v)) for k, v in trial.config.items()])
+                self._logged_steps[trial_id] = set()  # a new run holds no stage yet: nothing to read back
             self._children[trial_id] = found
         return self._children[trial_id]
 
     # ---- Tune hooks ---------------------------------------------------------------------
     def setup(self, **info):
         self.parent()
+        self._load_children()
         if not self.table.rows:
             self._restore()
+
+    def _load_children(self) -> None:
+        """The child runs this search already has (after ``--resume``), read once: a trial not
+        among them then gets a new run without a query per trial."""
+        children = self.client.search_runs([self._experiment_id()], max_results=50000,
+                                           filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}'")
+        for run in children:
+            self._children.setdefault(run.data.tags.get("trial_id", run.info.run_id), run.info.run_id)
+        self._children_loaded = True
 
     def _restore(self) -> None:
         """After ``--resume`` Tune hands back this callback as it was pickled at the start, empty:
@@ -175,11 +190,7 @@ class MLflowTracker(Callback):
         import tempfile
 
         parent = self.parent()
-        children = self.client.search_runs([self._experiment_id()], max_results=50000,
-                                           filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
-        for run in children:
-            self._children.setdefault(run.data.tags.get("trial_id", run.info.run_id), run.info.run_id)
-        if not children:
+        if not self._children:
             return  # a new search
         with tempfile.TemporaryDirectory() as tmp:
             try:
