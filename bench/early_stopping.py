@@ -25,6 +25,7 @@ SECTION = "early stopping"
 ROOT = Path(__file__).resolve().parent
 EXAMPLE = ROOT.parent / "examples" / "shapes.yaml"
 ARMS = {"mqat": {}, "mqat + moasha": {"scheduler": "moasha"},
+        "mqat + moasha, rung 1 only": {"scheduler": "moasha", "moasha_rungs": [1]},
         "random": {"sampler": "random", "ilp_seeds": False}}
 
 
@@ -76,7 +77,8 @@ def run(quick: bool = False) -> list[dict]:
     correlations: dict[int, list[float]] = {}
     for seed in seeds:
         for arm, settings in ARMS.items():
-            config = _config(f"es-{arm.replace(' + ', '-')}-{seed}", seed, budget, quick, **settings)
+            label = arm.replace(" + ", "-").replace(", rung 1 only", "-r1")
+            config = _config(f"es-{label}-{seed}", seed, budget, quick, **settings)
             start = time.perf_counter()
             result = run_search(config, progress=False, log=lambda *_: None)
             done = [(r["accuracy"], r["compression"]) for r in result.rows if r["status"] == "finished"]
@@ -94,7 +96,7 @@ def run(quick: bool = False) -> list[dict]:
     for arm, values in volumes.items():
         mean = statistics.mean(values)
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        goal = "above mqat without early stopping by more than its spread" if arm == "mqat + moasha" else None
+        goal = "above mqat without early stopping by more than its spread" if "moasha" in arm else None
         finished = statistics.mean(c[0] for c in counts[arm])
         stopped = statistics.mean(c[1] for c in counts[arm])
         rows.append(row(SECTION, f"{arm}: hypervolume, budget {budget} trials x {len(seeds)} seeds", mean,

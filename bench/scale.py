@@ -102,6 +102,8 @@ def run(quick: bool = False) -> list[dict]:
     from tracking.mlflow_tracker import MLflowTracker
 
     trials = 100 if quick else 1000
+    if ray.is_initialized():  # an earlier section's local Ray: this one runs on its own cluster
+        ray.shutdown()
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     for _ in range(2):
