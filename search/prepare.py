@@ -23,8 +23,9 @@ from .config import Config, ConfigError
 @dataclass
 class Checked:
     task: Any
-    weight_counts: dict[str, int]
+    weight_counts: dict[str, int]  # per module, the weights its bits apply to
     max_compression: float
+    fp_weights: int = 0  # weights of layers kept at full precision whatever the plan (first, last)
 
 
 @dataclass
@@ -41,11 +42,9 @@ def check(config: Config, *, progress: bool = True) -> Checked:
     """Validate what a config implies without writing anything; ConfigError on bad input."""
     task = config.task_instance(progress=progress)
     model = task.build_model()
-    sizes = mqat.model_size(model, mqat.BitPlan(dict.fromkeys(task.module_map.names, 32)),
-                            task.module_map)
-    counts = {m: s.weights for m, s in sizes.modules.items()}
+    counts, fp_weights = weight_counts(model, task.module_map)
     choices = list(config.space.weight_bits)
-    top = mqat.max_compression(counts, choices)
+    top = mqat.max_compression(counts, choices, fp_weights=fp_weights)
     for target in config.search.targets:
         if target > top * (1 + 1e-12):
             raise ConfigError(f"search.targets: {target:g}x is unreachable: the highest reachable "
@@ -57,7 +56,19 @@ def check(config: Config, *, progress: bool = True) -> Checked:
             cached_checkpoint(task, config.pretrain, cache_dir=config.cache_dir)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    return Checked(task, counts, top)
+    return Checked(task, counts, top, fp_weights)
+
+
+def weight_counts(model, module_map: mqat.ModuleMap) -> tuple[dict[str, int], int]:
+    """Per module, the weights its bits apply to; and the weights of the layers kept at full
+    precision (``fp_first_last``), which every plan's compression carries at 32 bits."""
+    fixed = module_map.fixed_fp_layers(model)
+    counts, fp_weights = {}, 0
+    for module, layers in module_map.layers(model).items():
+        kept = sum(layer.weight.numel() for name, layer in layers if name in fixed)
+        counts[module] = sum(layer.weight.numel() for _, layer in layers) - kept
+        fp_weights += kept
+    return counts, fp_weights
 
 
 def _sensitivity(config: Config, task, checkpoint: Path, model) -> mqat.SensitivityTable:
@@ -94,7 +105,7 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     targets = list(search.targets)
     if search.method == "ilp-only":
         targets = ilp_targets(min(targets), max(targets), search.num_samples)
-    plans = mqat.solve_bit_plans(table, checked.weight_counts, targets=targets,
+    plans = mqat.solve_bit_plans(table, checked.weight_counts, targets=targets, fp_weights=checked.fp_weights,
                                  choices=list(config.space.weight_bits),
                                  act_bits=config.space.top_act_bits)
     seeds = seed_points(plans, config.space, table) if search.method == "mqat" and search.ilp_seeds else []
@@ -147,10 +158,10 @@ def format_pretrain(result, metric) -> str:
 def describe(prepared: Prepared) -> str:
     """The sensitivity table and the ILP plans, as ``mqat plan`` prints them."""
     lines = [str(prepared.table), "ILP plans (least summed sensitivity meeting each target):"]
-    counts = prepared.checked.weight_counts
-    total = sum(counts.values())
+    counts, fp = prepared.checked.weight_counts, prepared.checked.fp_weights
+    total = sum(counts.values()) + fp
     for target, plan in prepared.plans.items():
-        cf = 32 * total / sum(plan.weight_bits[m] * n for m, n in counts.items())
+        cf = 32 * total / (sum(plan.weight_bits[m] * n for m, n in counts.items()) + 32 * fp)
         cost = sum(prepared.table.delta[m][b] for m, b in plan.weight_bits.items() if b < 32)
         bits = ", ".join(f"{m} {b}" for m, b in plan.weight_bits.items())
         lines.append(f"  target {target:>6g}x -> {cf:5.2f}x  [{bits}]  summed sensitivity {cost:.3f}")

@@ -22,3 +22,29 @@ def test_the_fp_summary_reads_the_metric_as_the_task_describes_it():
                            cached=True)
     assert format_pretrain(bare, Metric("top-1", "top-1")).splitlines() == ["FP model: top-1 0.500",
                                                                             "checkpoint: fp.pt (cached)"]
+
+
+def test_ilp_compression_counts_the_layers_kept_at_full_precision(tmp_path):
+    """The ILP's plans and the highest compression use the compression a trial will report:
+    the pose net's first and last layers stay at 32 bits whatever the plan."""
+    import pytest
+
+    import mqat
+    from search.prepare import weight_counts
+    from trainables.tasks import get_task
+
+    task_class = get_task("pose")
+    task = task_class(task_class.Config(), cache_dir=str(tmp_path), device="cpu", progress=False)
+    model, mm = task.build_model(), task.module_map
+    counts, fp = weight_counts(model, mm)
+    assert fp > 0 and len(mm.fixed_fp_layers(model)) == 2
+    total = sum(counts.values()) + fp
+    for bits in ((2, 4, 8), (2, 2, 2), (8, 3, 6)):
+        plan = mqat.BitPlan(dict(zip(mm.names, bits)))
+        ilp_view = 32 * total / (sum(plan.weight_bits[m] * n for m, n in counts.items()) + 32 * fp)
+        assert ilp_view == pytest.approx(mqat.model_size(model, plan, mm).compression, rel=1e-12)
+    all_two = mqat.model_size(model, mqat.BitPlan(dict.fromkeys(mm.names, 2)), mm).compression
+    assert mqat.max_compression(counts, [2, 4, 8], fp_weights=fp) == pytest.approx(all_two, rel=1e-12)
+    table = {m: {b: float(8 - b) for b in (2, 3, 4, 6, 8)} for m in mm.names}
+    plan = mqat.solve_bit_plan(table, counts, target_compression=8, fp_weights=fp)
+    assert mqat.model_size(model, plan, mm).compression >= 8   # the target, as the trial will measure it
