@@ -26,9 +26,9 @@ class ProgressPrinter(Callback):
 
     def _status(self, trials, current=None) -> str:
         running = sum(t.status == "RUNNING" and t is not current for t in trials)
-        done = len(self.points) + self.failed + getattr(self, "stopped", 0)
+        done = len(self.points) + self.failed + self.stopped
         minutes = (time.monotonic() - self.start) / 60
-        stopped = f", {self.stopped} stopped early" if getattr(self, "stopped", 0) else ""
+        stopped = f", {self.stopped} stopped early" if self.stopped else ""
         return f"[{done}/{self.total} done, {running} running, {self.failed} failed{stopped}, {minutes:.1f} min]"
 
     def _front(self) -> str:

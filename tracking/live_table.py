@@ -90,6 +90,13 @@ class LiveTable:
             self.publish()
         return rows
 
+    def finish(self) -> bool:
+        """At the search's end: write the files with the plots drawn now (they may lag the last
+        trials by up to ``plot_every_s``); whether there was anything to write."""
+        if self.rows:
+            self.write(list(self.rows.values()), force=True)
+        return bool(self.rows)
+
     def draw(self, rows: list[dict[str, Any]]) -> None:
         self.drawn_at = time.monotonic()
         plot_front(rows, self.plot_path, fp_accuracy=self.fp_accuracy, fp_test_accuracy=self.fp_test_accuracy,
@@ -115,5 +122,4 @@ class TableCallback(Callback):
         self.table.add(trial, error=error_line(trial), trials=trials)
 
     def on_experiment_end(self, trials, **info):
-        if self.table.rows:  # the plot may lag the last trials by up to plot_every_s: draw it now
-            self.table.write(list(self.table.rows.values()), force=True)
+        self.table.finish()

@@ -128,6 +128,13 @@ class MLflowTracker(Callback):
         runs = self.client.search_runs([experiment_id], filter_string=filter_string, max_results=1)
         return runs[0].info.run_id if runs else None
 
+    def _child_run(self, trial_id: str):
+        """The MLflow run of ``trial_id`` under this search's parent, or None (found by its tags:
+        a tracker made after the search, or a resumed one, holds no map of them yet)."""
+        runs = self.client.search_runs([self._experiment_id()], max_results=1, filter_string=(
+            f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent()}'"))
+        return runs[0] if runs else None
+
     def parent(self) -> str:
         if self._parent is None:
             from mlflow.entities import Param
@@ -156,7 +163,8 @@ class MLflowTracker(Callback):
             exp = self._experiment_id()
             found = None
             if not self._children_loaded:  # else every child this search has is in _children already
-                found = self._find(exp, f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent}'")
+                run = self._child_run(trial_id)
+                found = run.info.run_id if run else None
             if found is None:
                 seed = any(all(trial.config.get(k) == v for k, v in s.items()) for s in self.table.seeds)
                 run = self.client.create_run(exp, run_name=trial_id, tags={
@@ -233,8 +241,7 @@ class MLflowTracker(Callback):
 
     def on_experiment_end(self, trials, **info):
         self._drop_lost_children({t.trial_id for t in trials})
-        if self.table.rows:  # the plot may lag the last trials by up to plot_every_s: draw it now
-            self.table.write(list(self.table.rows.values()), force=True)
+        if self.table.finish():
             self._log_table()
         self.client.set_terminated(self.parent(), "FINISHED")
 
@@ -299,14 +306,13 @@ class MLflowTracker(Callback):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        exp, parent = self._experiment_id(), self.parent()
         for r in rows:
             if r.get("test_accuracy") is None:
                 continue
-            run_id = self._find(exp, f"tags.trial_id = '{r['trial_id']}' and tags.`mlflow.parentRunId` = '{parent}'")
-            if run_id is not None:
+            run = self._child_run(r["trial_id"])
+            if run is not None:
                 values = {"test_accuracy": r["test_accuracy"], "test_accuracy_se": r.get("test_accuracy_se")}
-                self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0)
+                self.client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0)
                                                        for k, v in values.items() if v is not None])
 
     def _log_model(self, trial) -> None:
@@ -343,12 +349,11 @@ class MLflowTracker(Callback):
         from mlflow.exceptions import MlflowException
 
         front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r["compression"])
-        exp, parent = self._experiment_id(), self.parent()
         runs = {}
         for r in front:
-            run_id = self._find(exp, f"tags.trial_id = '{r['trial_id']}' and tags.`mlflow.parentRunId` = '{parent}'")
-            if run_id and self.client.get_run(run_id).data.tags.get("onnx") == "true":
-                runs[r["trial_id"]] = run_id
+            run = self._child_run(r["trial_id"])
+            if run is not None and run.data.tags.get("onnx") == "true":
+                runs[r["trial_id"]] = run
         if not runs:
             return None
         name = registered_name(self.search_path)
@@ -359,11 +364,11 @@ class MLflowTracker(Callback):
             for version in self.client.search_model_versions(f"name = '{name}'"):
                 self.client.delete_model_version(name, version.version)
         for k, r in enumerate((r for r in front if r["trial_id"] in runs), start=1):
-            run_id = runs[r["trial_id"]]
+            run = runs[r["trial_id"]]
             tags = {key: str(r[key]) for key in ("trial_id", "compression", "accuracy", "test_accuracy",
                                                  "model_bytes", "onnx_bytes", "latency_ms", "latency_provider")
                     if r.get(key) is not None}
-            version = self.client.create_model_version(name, f"{self.client.get_run(run_id).info.artifact_uri}/onnx",
-                                                       run_id=run_id, tags=tags)
+            version = self.client.create_model_version(name, f"{run.info.artifact_uri}/onnx",
+                                                       run_id=run.info.run_id, tags=tags)
             self.client.set_registered_model_alias(name, f"front-{k}", version.version)
         return name
