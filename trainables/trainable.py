@@ -3,14 +3,12 @@
 It only wires library calls to ``ray.tune.report``: build the task, load the shared FP
 weights, run :func:`mqat.run_mqat` with the trial's settings, report after every stage with a
 checkpoint (so a retried trial resumes after its last finished stage), and report the final
-model last: exported with its integer weights packed, and as ONNX with its latency measured. A
-trial restarted after its final checkpoint (the driver died before it recorded the end) reports
-that end again, kept in the checkpoint, and returns: nothing runs twice.
+model last: exported with its integer weights packed, and as ONNX with its latency measured. A trial restarted after its final
+checkpoint (the driver died before it recorded the end) returns at once: nothing runs twice.
 """
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import shutil
 import tempfile
@@ -30,7 +28,6 @@ from .tasks import get_task
 
 STATE_FILE = "flow_state.pt"
 MODEL_FILE = "model.mqat"
-FINAL_FILE = "final.json"  # the final report, kept with the final checkpoint
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,8 @@ def _threads_and_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _load_state() -> mqat.FlowState | dict | None:
-    """The flow state of the last finished stage, the final report (a dict) after it, or None."""
+def _load_state() -> mqat.FlowState | str | None:
+    """The flow state of the last finished stage, ``"final"`` after the final report, or None."""
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
@@ -76,8 +73,7 @@ def _load_state() -> mqat.FlowState | dict | None:
         return None
     with checkpoint.as_directory() as directory:
         if (Path(directory) / MODEL_FILE).is_file():
-            final = Path(directory) / FINAL_FILE
-            return json.loads(final.read_text()) if final.is_file() else {}
+            return "final"
         path = Path(directory) / STATE_FILE
         if not path.is_file():
             return None
@@ -115,11 +111,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     # workers' output reaches the driver: leave out Ray's line per saved checkpoint
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     resume = _load_state()
-    if isinstance(resume, dict):
-        # finished before: report the end again, since a driver killed between the final report and
-        # its next snapshot restores this trial without it (then its row would read unfinished)
-        if resume:
-            tune.report(resume)
+    if resume == "final":
         return
     device = _threads_and_device()
     task = _task(setup.task_name, setup.task_config, setup.cache_dir, str(device))
@@ -156,8 +148,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
              "model_bytes": size.packed_bytes, "oscillating_fraction": result.stages[-1].oscillating_fraction,
              "time_mqat_s": time.perf_counter() - start, "seed": settings.seed, "final": True}
     plan, module_map = settings.plan, task.module_map
-    files = {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path),
-             FINAL_FILE: lambda path: path.write_text(json.dumps(final, default=float))}
+    files = {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)}
     with tempfile.TemporaryDirectory() as directory:
         if setup.deploy.onnx:
             final.update(export_and_time(result.model, task, Path(directory), setup.deploy, device.type))
