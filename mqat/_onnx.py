@@ -2,10 +2,11 @@
 
 Each quantized layer becomes, in the graph, ``DequantizeLinear(integer weight, per-channel step)``
 feeding its Conv or Gemm, and ``QuantizeLinear -> DequantizeLinear`` on its input, the
-activation's step as the scale. Weights are stored as integers at their bit-width where ONNX has
-a type for it: int8 for 5 to 8 bits, int4 (opset 21) for 2 to 4 bits, the values within their
-own range. Activations use uint8 / int8, or uint4 / int4 at 4 bits; at 2, 3, 5, 6 and 7 bits,
-for which ONNX has no type, a ``Clip`` on the integers between Q and DQ keeps them in range.
+activation's step as the scale. In the ``speed`` layout (the default) every integer is stored in
+an 8-bit type (int8 weights, uint8 / int8 activations), the values within their own range, and a
+``Clip`` on the integers between Q and DQ keeps an activation of fewer than 8 bits in range. In
+the ``size`` layout, weights of 2 to 4 bits are int4 (opset 21) and 4-bit activations uint4 /
+int4; the Clip is left for 2, 3, 5, 6 and 7 bits, for which ONNX has no type.
 Layers kept at full precision stay float.
 
 How: the layers are swapped for deployment twins whose quantize / dequantize steps are autograd
@@ -139,8 +140,13 @@ def _names(output, prefix: str = "output") -> list[str]:
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, example_input: Tensor,
-                dynamic_batch: bool = True) -> int:
+                dynamic_batch: bool = True, layout: str = "speed") -> int:
     """Write the quantized ``model`` as ONNX (opset 21) with QDQ nodes; return the file size.
+
+    ``layout`` says how the integers are stored: ``"speed"`` (the default) keeps every weight and
+    activation of 8 bits or fewer in an 8-bit type, its integer values unchanged, so that runtimes
+    run their int8 kernels (OpenVINO decompresses int4 weights to float instead); ``"size"`` stores
+    2- to 4-bit integers as int4, the smallest file. Values, steps and outputs are the same.
 
     ``example_input`` is one input batch (its values do not matter, its shape does); the batch
     dimension is left dynamic unless ``dynamic_batch`` is false. QC corrections are folded into
@@ -171,7 +177,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, example_input: Ten
                           input_names=["input"], output_names=output_names, dynamic_axes=axes,
                           do_constant_folding=True)
     graph = onnx.load_from_string(buffer.getvalue())
-    narrow_types(graph, twins, OPSET)
+    narrow_types(graph, twins, OPSET, layout)
     onnx.checker.check_model(graph, full_check=True)
     data = graph.SerializeToString()
     return atomic_write(Path(path), lambda f: f.write(data)).stat().st_size

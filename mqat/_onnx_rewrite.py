@@ -14,6 +14,10 @@ import numpy as np
 from torch import nn
 
 _INT4_BITS = 4
+#: How integers are stored: ``size``, at their own width where ONNX has a type (int4 for 2 to 4
+#: bits, the smallest file); ``speed``, every integer in an 8-bit type with its values unchanged
+#: (runtimes run int8 kernels on int8 tensors, and decompress int4 weights to float first).
+LAYOUTS = ("speed", "size")
 
 
 #: The attribute that names a Q / DQ node's layer between the export and the rewrite.
@@ -29,11 +33,11 @@ def _take_layer(node) -> str | None:
     return None
 
 
-def _int_type(bits: int, signed: bool) -> tuple[int, type]:
+def _int_type(bits: int, signed: bool, layout: str = "size") -> tuple[int, type]:
     """The ONNX element type (and numpy type of its values) that holds ``bits``-bit integers."""
     from onnx import TensorProto
 
-    if bits <= _INT4_BITS:
+    if bits <= _INT4_BITS and layout == "size":
         return (TensorProto.INT4, np.int8) if signed else (TensorProto.UINT4, np.uint8)
     return (TensorProto.INT8, np.int8) if signed else (TensorProto.UINT8, np.uint8)
 
@@ -72,19 +76,19 @@ class _Graph:
         return name
 
 
-def _rewrite_weight(graph: _Graph, node, layer: str, twin: nn.Module) -> None:
-    data_type, dtype = _int_type(twin.weight_bits, signed=True)
+def _rewrite_weight(graph: _Graph, node, layer: str, twin: nn.Module, layout: str) -> None:
+    data_type, dtype = _int_type(twin.weight_bits, signed=True, layout=layout)
     integers = twin.weight_int.numpy().astype(dtype)
     node.input[0] = graph.tensor(f"{layer}::weight", integers, data_type)
     node.input[1] = graph.tensor(f"{layer}::weight_scale", twin.weight_scale.numpy())
     node.input[2] = graph.tensor(f"{layer}::weight_zero_point", np.zeros(integers.shape[0], dtype), data_type)
 
 
-def _act_inputs(graph: _Graph, layer: str, twin: nn.Module) -> tuple[str, str, int, tuple[int, int]]:
+def _act_inputs(graph: _Graph, layer: str, twin: nn.Module, layout: str) -> tuple[str, str, int, tuple[int, int]]:
     """Scale and zero point of a layer's input quantizer, with its ONNX type and integer range."""
     lo, hi = twin.act_range
     bits = int(np.log2(hi - lo + 1))
-    data_type, dtype = _int_type(bits if bits == _INT4_BITS else 8, signed=lo < 0)
+    data_type, dtype = _int_type(bits if bits == _INT4_BITS else 8, signed=lo < 0, layout=layout)
     scale = graph.tensor(f"{layer}::input_scale", twin.act_scale.numpy())
     zero = graph.tensor(f"{layer}::input_zero_point", np.zeros((), dtype), data_type)
     return scale, zero, bits, (lo, hi)
@@ -98,7 +102,8 @@ def _clip(graph: _Graph, quantize, layer: str, lo: int, hi: int, signed: bool) -
     low = graph.tensor(f"{layer}::input_min", np.array(lo, dtype))
     high = graph.tensor(f"{layer}::input_max", np.array(hi, dtype))
     output = f"{quantize.output[0]}_clipped"
-    clip = helper.make_node("Clip", [quantize.output[0], low, high], [output], name=f"/{layer.replace('.', '/')}/Clip")
+    # named by its output: a layer shared across inputs (the detection head) is quantized once per use
+    clip = helper.make_node("Clip", [quantize.output[0], low, high], [output], name=f"{output}/Clip")
     nodes = list(graph.graph.node)
     graph.graph.node.insert(nodes.index(quantize) + 1, clip)
     return output
@@ -119,9 +124,11 @@ def _prune(graph) -> None:
         graph.initializer.remove(init)
 
 
-def narrow_types(model, twins: dict[str, nn.Module], opset: int) -> None:
-    """Give every Q / DQ node of ``model`` (an exported ONNX ModelProto) its layer's types, in
-    place; raise the default-domain opset to ``opset``."""
+def narrow_types(model, twins: dict[str, nn.Module], opset: int, layout: str = "speed") -> None:
+    """Give every Q / DQ node of ``model`` (an exported ONNX ModelProto) its layer's types in
+    ``layout`` (:data:`LAYOUTS`), in place; raise the default-domain opset to ``opset``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {list(LAYOUTS)}, but got {layout!r}")
     graph = _Graph(model)
     nodes = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     producers = {o: n for n in model.graph.node for o in n.output}
@@ -131,11 +138,12 @@ def narrow_types(model, twins: dict[str, nn.Module], opset: int) -> None:
             raise ValueError(f"the exported node {node.name!r} names no quantized layer ({layer!r})")
         twin = twins[layer]
         if node.op_type == "DequantizeLinear" and node.input[0] not in producers:  # a weight
-            _rewrite_weight(graph, node, layer, twin)
+            _rewrite_weight(graph, node, layer, twin, layout)
             continue
-        scale, zero, bits, (lo, hi) = _act_inputs(graph, layer, twin)
+        scale, zero, bits, (lo, hi) = _act_inputs(graph, layer, twin, layout)
         node.input[1], node.input[2] = scale, zero
-        if node.op_type == "DequantizeLinear" and bits not in (_INT4_BITS, 8):
+        typed = (8,) if layout == "speed" else (_INT4_BITS, 8)  # bit-widths with a type of their own
+        if node.op_type == "DequantizeLinear" and bits not in typed:
             node.input[0] = _clip(graph, producers[node.input[0]], layer, lo, hi, signed=lo < 0)
     _prune(model.graph)
     for entry in model.opset_import:

@@ -84,9 +84,10 @@ def initializers(path):
 
 @pytest.mark.parametrize("weight_bits, act_bits", [((8, 8, 8), (8, 8, 8)), ((2, 4, 8), (8, 3, 4)),
                                                    ((3, 5, 7), (2, 6, 7)), ((4, 32, 2), (4, 32, 5))])
-def test_ort_matches_the_fake_quantized_model(tmp_path, weight_bits, act_bits):
+@pytest.mark.parametrize("layout", ["speed", "size"])
+def test_ort_matches_the_fake_quantized_model(tmp_path, weight_bits, act_bits, layout):
     model = quantized(weight_bits, act_bits)
-    size = mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    size = mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8), layout=layout)
     assert size == (tmp_path / "m.onnx").stat().st_size
     onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")), full_check=True)
     assert_close(*run_both(model, tmp_path / "m.onnx", batch=7, optimized=False), EXACT)  # batch: dynamic
@@ -97,7 +98,7 @@ def test_weights_are_integers_at_their_bits(tmp_path):
     from onnx import TensorProto, numpy_helper
 
     model = quantized((2, 6, 4), (8, 3, 4))
-    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8), layout="size")
     inits = initializers(tmp_path / "m.onnx")
     layers = dict(mqat.quantized_layers(model))
     expect = {"backbone.0": (TensorProto.INT4, 2), "backbone.3": (TensorProto.INT4, 2),
@@ -119,6 +120,32 @@ def test_weights_are_integers_at_their_bits(tmp_path):
     clips = [n for n in graph.node if n.op_type == "Clip"]
     assert {tuple(n.input[1:]) for n in clips} == {("fpn.0::input_min", "fpn.0::input_max")}
     assert numpy_helper.to_array(inits["fpn.0::input_max"]) == 7                 # unsigned 3 bits after ReLU
+
+
+def test_the_speed_layout_keeps_every_integer_in_8_bits_with_the_same_values_and_outputs(tmp_path):
+    """``speed`` stores the size layout's int4 weights and 4-bit activations in 8-bit types (what
+    runtimes' int8 kernels read): the same integers, steps and outputs."""
+    from onnx import TensorProto, numpy_helper
+
+    model = quantized((2, 6, 4), (8, 3, 4))
+    for layout in ("speed", "size"):
+        mqat.export_onnx(model, tmp_path / f"{layout}.onnx", example_input=torch.randn(1, 3, 8, 8), layout=layout)
+    speed, size = initializers(tmp_path / "speed.onnx"), initializers(tmp_path / "size.onnx")
+    assert set(speed) == set(size) | {"head.1::input_min", "head.1::input_max"}     # 4-bit input: clipped
+    for name, init in size.items():
+        if init.data_type in (TensorProto.INT4, TensorProto.UINT4):
+            assert speed[name].data_type == (TensorProto.INT8 if init.data_type == TensorProto.INT4 else TensorProto.UINT8)
+        else:
+            assert speed[name].data_type == init.data_type
+        np.testing.assert_array_equal(numpy_helper.to_array(speed[name]).astype(np.float64),
+                                      numpy_helper.to_array(init).astype(np.float64))
+    assert (tmp_path / "speed.onnx").stat().st_size > (tmp_path / "size.onnx").stat().st_size
+    x = torch.randn(5, 3, 8, 8)
+    outputs = [ort.InferenceSession(str(tmp_path / f"{layout}.onnx")).run(None, {"input": x.numpy()})[0]
+               for layout in ("speed", "size")]
+    np.testing.assert_array_equal(*outputs)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        mqat.export_onnx(model, tmp_path / "m.onnx", example_input=x[:1], layout="fast")
 
 
 def test_qc_is_folded_into_the_export(tmp_path):
