@@ -248,12 +248,13 @@ class MLflowTracker(Callback):
     def _drop_lost_children(self, known: set[str]) -> None:
         """A trial started in the seconds between Tune's last snapshot and a killed driver is
         forgotten on ``--resume`` and run again under a new id: its orphan child run is deleted,
-        so every trial of the search has exactly one child."""
+        so every trial of the search has exactly one child. Only a run that never reported an end
+        (still RUNNING) is an orphan: whatever Tune forgot, a trial that ended keeps its record."""
         runs = self.client.search_runs([self._experiment_id()], max_results=50000,
                                        filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}'")
         for run in runs:
             trial_id = run.data.tags.get("trial_id")
-            if trial_id is not None and trial_id not in known:
+            if trial_id is not None and trial_id not in known and run.info.status == "RUNNING":
                 self.client.delete_run(run.info.run_id)
                 self._children.pop(trial_id, None)
 

@@ -134,3 +134,87 @@ def test_rounds_of_sigkill_and_sigint_then_resume_keep_the_record_whole(tmp_path
     for child in children:                                                              # no stage twice
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
         assert sorted(steps) == list(range(len(steps))), steps
+
+
+TUNE_STATE = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl", "callback-states-*.pkl")
+
+
+def _killed_after(tmp_path: Path, finished: int, num_samples: int = 6):
+    """A tiny search SIGKILLed once ``finished`` trials have reported their end; its directory,
+    the CLI command, its environment and the finished trials' reports."""
+    path = write_tiny_config(tmp_path, {"num_samples": num_samples, "max_concurrent": 2})
+    ray_tmp = short_ray_tmp()
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    command = [sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet"]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline, experiment = time.monotonic() + 300, None
+        while time.monotonic() < deadline and experiment is None:
+            runs = list((tmp_path / "out" / "ray").glob("tiny-*"))
+            if runs and sum(_finals(runs[0]).values()) >= finished:
+                experiment = runs[0]
+            time.sleep(0.2)
+        assert experiment is not None, "no trial finished in time"
+        time.sleep(1.0)  # past the snapshot that follows the last final report
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        kill_all(session=driver.pid, path=ray_tmp)
+    kept = {name: read_reports(experiment / name) for name, n in _finals(experiment).items() if n}
+    return experiment, command, env, ray_tmp, kept
+
+
+def _truncate_tune_state(experiment: Path) -> list[str]:
+    """What a driver killed while Tune writes its state leaves: the state files at 0 bytes."""
+    truncated = []
+    for pattern in TUNE_STATE:
+        for state in experiment.glob(pattern):
+            state.write_bytes(b"")
+            truncated.append(state.name)
+    return truncated
+
+
+@pytest.mark.slow
+def test_truncated_tune_state_then_resume_keeps_every_finished_trial(tmp_path):
+    """Tune's state files truncated by a kill: ``--resume`` restores them from the last good copy
+    kept beside the search; the finished trials keep their rows, results and MLflow runs."""
+    experiment, command, env, ray_tmp, kept = _killed_after(tmp_path, finished=3)
+    truncated = _truncate_tune_state(experiment)
+    assert any(name.startswith("experiment_state-") for name in truncated), truncated
+    try:
+        second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True,
+                                timeout=600, start_new_session=True)
+    finally:
+        kill_all(path=ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert len(kept) >= 3
+    rows, client, parent, children = _record(tmp_path, experiment)
+    assert len(rows) == 6 and all(r["status"] == "finished" for r in rows), [r["status"] for r in rows]
+    by_dir = {Path(r["path"]).name: r for r in rows}
+    for name, reports in kept.items():               # every finished trial kept, with its result
+        assert by_dir[name]["status"] == "finished"
+        assert by_dir[name]["accuracy"] == reports[-1]["accuracy"] and reports[-1]["final"]
+    assert sorted(c.data.tags["trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
+    for child in children:                           # each stage logged once, resumed or not
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
+        assert sorted(steps) == sorted(set(steps)), steps
+
+
+@pytest.mark.slow
+def test_truncated_tune_state_without_a_good_copy_is_refused_in_one_line(tmp_path):
+    experiment, command, env, ray_tmp, kept = _killed_after(tmp_path, finished=1, num_samples=4)
+    _truncate_tune_state(experiment)
+    shutil.rmtree(experiment / ".tune-state-kept", ignore_errors=True)
+    before = sorted(p.relative_to(experiment) for p in experiment.rglob("*"))
+    try:
+        second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True,
+                                timeout=300, start_new_session=True)
+    finally:
+        kill_all(path=ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert second.returncode == 2, second.stderr[-3000:]
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unreadable" in lines[0] and "start a new search" in lines[0], lines
+    assert sorted(p.relative_to(experiment) for p in experiment.rglob("*")) == before  # nothing written
