@@ -61,14 +61,14 @@ def _search(args: argparse.Namespace) -> int:
     result = run_search(config, address=args.address, resume=args.resume,
                         num_samples=args.num_samples, progress=not args.quiet)
     rows = result.rows
-    finished = sum(r["status"] == "finished" for r in rows)
-    failed = sum(r["status"] == "failed" for r in rows)
+    finished, failed, stopped = (sum(r["status"] == s for r in rows) for s in ("finished", "failed", "stopped"))
     print(f"\nPareto front of {finished} finished trials ({failed} failed), accuracy = {result.metric.name} "
           f"+- standard error:")
     print(format_front(rows, result.metric))
     print(f"search: {result.location or result.path} ({(time.monotonic() - start) / 60:.1f} min)")
+    print(ending(rows, result.budget_spent, config.search.budget_trials))
     expected = args.num_samples or config.search.num_samples
-    if finished + failed < expected:
+    if finished + failed + stopped < expected and not result.budget_spent:
         print(f"the search stopped early; continue it with: mqat search --config {args.config} --resume",
               file=sys.stderr)
         return 130
@@ -77,6 +77,20 @@ def _search(args: argparse.Namespace) -> int:
         print(f"mqat: failed: all {failed} trials failed; the first with: {first}", file=sys.stderr)
         return 1
     return 0
+
+
+def ending(rows: list[dict], budget_spent: bool, budget_trials: float | None) -> str:
+    """How the search ended, in a line: trials by status, what the scheduler stopped, the budget."""
+    count = {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "failed", "unfinished")}
+    line = f"trials: {', '.join(f'{n} {s}' for s, n in count.items() if n) or 'none'}"
+    stages = sorted({r["stopped_at_stage"] for r in rows if r["status"] == "stopped" and r.get("stopped_at_stage") is not None})
+    if count["stopped"]:
+        line += f"; {count['stopped']} stopped early by the scheduler (after stage {', '.join(map(str, stages))})"
+    if budget_spent:
+        line += f"; the stage budget of {budget_trials:g} full trials is spent"
+        if count["unfinished"]:
+            line += f" ({count['unfinished']} cut off unfinished)"
+    return line
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -22,11 +22,11 @@ from tracking.objectives import check_objectives
 from trainables.pretrain import PretrainConfig
 from trainables.tasks import DEFAULT_TASK, check_task, get_task
 
+from .samplers import SAMPLERS
 from .storage import check_location
 
 METHODS = ("mqat", "uniform", "ilp-only")
 SCHEDULERS = ("none", "moasha")
-SAMPLERS = ("tpe", "nsga2", "random")
 
 
 class ConfigError(ValueError):
@@ -43,6 +43,11 @@ def _shown(key: Any) -> str:
     characters (a stray ``\r`` must not split the one-line error)."""
     text = str(key)
     return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def _did_you_mean(value: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(value), known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _suggest(key: str, known: list[str]) -> str:
@@ -143,7 +148,8 @@ class SearchConfig:
         if self.method not in METHODS:
             raise ValueError(f"search.method must be one of {list(METHODS)}, but got {self.method!r}")
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"search.sampler must be one of {list(SAMPLERS)}, but got {self.sampler!r}")
+            raise ValueError(f"search.sampler must be one of {list(SAMPLERS)}, but got {self.sampler!r}"
+                             f"{_did_you_mean(self.sampler, list(SAMPLERS))}")
         for name in ("num_samples", "max_concurrent", "sensitivity_batches", "calibration_batches",
                      "bn_batches"):
             if getattr(self, name) < 1:

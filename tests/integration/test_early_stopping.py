@@ -46,6 +46,17 @@ def test_moasha_stops_trials_and_records_them(ray_session, tiny_config):
     assert all(children[r["trial_id"]].info.status == "FINISHED" for r in finished)
     assert any("stopped early after stage 0" in line for line in log)
 
+    # the searcher was told the truth: a stopped trial is PRUNED in the Optuna study, not COMPLETE
+    # at its accuracy after one module (what Ray's OptunaSearch tells by default)
+    from optuna.trial import TrialState
+
+    from search.searcher import Searcher
+    searcher = Searcher()
+    searcher.restore(str(max(Path(result.location).glob("searcher-state-*.pkl"))))
+    state = {tid: searcher._ot_study.trials[t.number].state for tid, t in searcher._ot_trials.items()}
+    assert {state[r["trial_id"]] for r in stopped} == {TrialState.PRUNED}
+    assert {state[r["trial_id"]] for r in finished} == {TrialState.COMPLETE}
+
 
 @pytest.mark.slow
 def test_a_stage_budget_ends_the_search(ray_session, tiny_config):
@@ -62,3 +73,25 @@ def test_a_stage_budget_ends_the_search(ray_session, tiny_config):
     # QC and scoring), far short of its 8 samples
     assert stages == 6
     assert sum(r["status"] == "finished" for r in result.rows) == 2 and len(result.rows) < 8
+    assert result.budget_spent
+
+
+@pytest.mark.slow
+def test_a_search_ended_by_its_scheduler_or_budget_exits_0_with_a_summary(ray_session, tmp_path, capsys):
+    """Trials the scheduler stopped, or a spent stage budget, are how such a search ends: not an
+    interruption (it used to exit 130 and ask for --resume)."""
+    from search.cli import main
+    from tests.integration.conftest import write_tiny_config
+
+    path = write_tiny_config(tmp_path, {"num_samples": 5, "max_concurrent": 1, "scheduler": "moasha",
+                                        "moasha_rungs": [0], "moasha_eta": 2, "onnx": False})
+    assert main(["search", "--config", str(path), "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "stopped early by the scheduler (after stage 0)" in out.out and "--resume" not in out.err
+
+    (tmp_path / "budget").mkdir()
+    budget = write_tiny_config(tmp_path / "budget", {"num_samples": 6, "max_concurrent": 1, "budget_trials": 1,
+                                                     "onnx": False})
+    assert main(["search", "--config", str(budget), "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "the stage budget of 1 full trials is spent" in out.out and "--resume" not in out.err

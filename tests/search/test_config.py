@@ -32,6 +32,7 @@ def test_quickstart_config_is_valid():
     ({"search": {"scheduler": "moasha", "method": "uniform"}}, r"use method mqat"),
     ({"search": {"moasha_eta": 1}}, r"search.moasha_eta must be >= 2"),
     ({"search": {"budget_trials": 0}}, r"search.budget_trials must be > 0"),
+    ({"search": {"sampler": "gps"}}, r"search.sampler must be one of \['tpe', 'gp', 'nsga2', 'random', 'ilp'\], but got 'gps'; did you mean 'gp'\?"),
     ({"task": {"\r": 0}}, r"unknown key task\.'\\r'; known keys"),  # found by hypothesis: one line
 ])
 def test_bad_configs_name_the_problem(data, match):
