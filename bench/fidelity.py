@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import multiprocessing
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
@@ -231,7 +232,10 @@ def run_arms(quick: bool, arms, claims, *, section: str, task_name: str = "pose"
     judge ``claims``: rows of means and spreads, then a row per claim."""
     seeds = [0, 1] if quick else [0, 1, 2]
     workers = max(1, min(2, os.cpu_count() or 1))
-    with ProcessPoolExecutor(workers) as pool:
+    # spawn, not Linux's fork: the earlier sections leave threads running in this process (Ray's
+    # client, tqdm's monitor, torch's pool), and a forked child inherits their locks held: both
+    # workers once hung in a futex inside Module.to (python -m bench --quick, 12 minutes)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         fp = pool.submit(_fp, quick, task_name).result()  # prepares (and caches) FP weights and sensitivity
         ptq = {bits: [pool.submit(_ptq, quick, bits, s, task_name) for s in seeds] for bits in (8, 4)}
         runs = {arm.name: [pool.submit(_trained, quick, arm, s, None, task_name) for s in seeds] for arm in arms}

@@ -28,6 +28,9 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
 # run_search): frequent by design, so Tune's warning about frequent snapshots is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Ray's tqdm relay replaces builtins.print on first use: a second search in one process could then
+# no longer pickle a callback that logs with print (Tune pickles callbacks with its state)
+os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
 # Token auth for the local Ray this driver starts, chosen explicitly (no warning); a cluster's own
 # nodes decide theirs (see _follow_the_cluster), unless the user set RAY_AUTH_MODE.
 _AUTH_MODE_IS_OURS = "RAY_AUTH_MODE" not in os.environ
@@ -52,22 +55,11 @@ class SearchResult:
     prepared: Prepared | None = None
     location: str = ""
     metric: Any = None  # the task's Metric: how ``accuracy`` reads
+    budget_spent: bool = False  # ended by ``search.budget_trials``, not by an interruption
 
     @property
     def front(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r.get("pareto")]
-
-
-def _sampler(config: Config, seeds: int):
-    import optuna
-
-    seed = config.search.seed
-    if config.search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if config.search.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, config.search.max_concurrent * 2))
-    # TPE: a few random trials after the seeds, then the model takes over
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=seeds + 2, multivariate=True)
 
 
 def _space_function(config: Config, prepared: Prepared):
@@ -146,13 +138,14 @@ def _early_stopping_marker(config: Config) -> list:
     return [StoppedMarker()]
 
 
-def _budget(config: Config, modules: list[str]):
+def _budget(config: Config, modules: list[str], location: str):
     """The stopper that ends a search at ``search.budget_trials`` full trials' stages, or None."""
     if config.search.budget_trials is None:
         return None
     from .budget import StageBudget
 
-    return StageBudget(config.search.budget_trials, len(modules))
+    return StageBudget(config.search.budget_trials, len(modules),
+                       experiment=None if storage.is_uri(location) else location)
 
 
 def _watch(config: Config) -> list:
@@ -314,14 +307,18 @@ def validate(config: Config, *, num_samples: int | None = None, resume: bool = F
     if not address:
         resources.check_local_resources(config)
     if resume:
-        latest_experiment(config)
+        from . import tune_state
+
+        tune_state.check(latest_experiment(config))
     return config, checked, faults
 
 
 def run_search(config: Config, *, address: str | None = None, resume: bool = False,
                num_samples: int | None = None, progress: bool = True, log=print,
-               ray_temp_dir: str | None = None) -> SearchResult:
-    """Run (or resume) the search a config describes and return its trials and front."""
+               ray_temp_dir: str | None = None, points: list[dict[str, Any]] | None = None) -> SearchResult:
+    """Run (or resume) the search a config describes and return its trials and front.
+    ``points``: configurations of the space to run first, in place of the ILP seeds (a recorded
+    benchmark's grid, plans a user already knows); the sampler proposes the rest."""
     config, checked, faults = validate(config, num_samples=num_samples, resume=resume,
                                        progress=progress, address=address)
     location = latest_experiment(config) if resume else None
@@ -333,13 +330,15 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         log(f"injecting faults into trials {faults} (MQAT_INJECT_FAULTS)")
 
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from tracking.live_table import TableCallback
     from tracking.report import save_search_info, save_test_scores
     from tracking.results import collect
 
+    from . import tune_state
     from .progress import ProgressPrinter
+    from .samplers import SamplerContext, make_sampler
+    from .searcher import Searcher
     from .test_split import score_front_on_test
 
     from trainables.tasks import module_file
@@ -356,6 +355,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         log(f"resuming {location}")
         path = local_dir(config, location)
         table = _table(config, prepared, path, location)  # Tune restores its callbacks' own
+        tune_state.repair(location, log=log)
         tuner = tune.Tuner.restore(location, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
     else:
@@ -366,18 +366,21 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         publish(path, location)
         table = _table(config, prepared, path, location)
         recorder = _tracker(config, prepared, table, location) if config.tracking.enabled else TableCallback(table)
-        callbacks = _early_stopping_marker(config) + [printer, recorder] + _watch(config)
+        callbacks = (_early_stopping_marker(config) + [printer, recorder] + _watch(config)
+                     + [tune_state.StateKeeper(location)])
         metrics, modes = objectives(config)
-        searcher = OptunaSearch(space=_space_function(config, prepared), metric=metrics, mode=modes,
-                                points_to_evaluate=prepared.seeds or None,
-                                sampler=_sampler(config, len(prepared.seeds)))
+        searcher = Searcher(space=_space_function(config, prepared), metric=metrics, mode=modes,
+                                points_to_evaluate=(prepared.seeds if points is None else points) or None,
+                                sampler=make_sampler(config.search.sampler, SamplerContext(
+                                    config.search.seed, len(prepared.seeds), config.search.max_concurrent,
+                                    config.space, prepared.table, checked.weight_counts, checked.fp_weights)))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(config, path),
                                         num_samples=config.search.num_samples,
                                         max_concurrent_trials=config.search.max_concurrent,
                                         reuse_actors=config.search.reuse_actors),
-            run_config=tune.RunConfig(name=name, storage_path=storage_root(config), stop=_budget(config, modules),
+            run_config=tune.RunConfig(name=name, storage_path=storage_root(config), stop=_budget(config, modules, location),
                                       failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
                                       # one checkpoint per trial, each followed by a snapshot of the
                                       # experiment: a driver killed at any moment loses no stage
@@ -399,5 +402,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
             r["path"] = r["path"] and storage.join(location, storage.name(r["path"]))
     rows = table.write(rows)
     log(f"table: {table.table_path}\nplot: {table.plot_path}")
-    return SearchResult(path, rows, prepared, location, metric)
+    budget = _budget(config, modules, location)  # a new one reads every stage the trials reported
+    return SearchResult(path, rows, prepared, location, metric,
+                        budget_spent=budget is not None and budget.used >= budget.budget)
 

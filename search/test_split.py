@@ -14,6 +14,14 @@ import mqat
 MODEL_FILE = "model.mqat"
 
 
+def final_model(trial_dir: str | Path, task):
+    """A finished trial's final model, loaded from its newest checkpoint; None if it has none."""
+    checkpoints = sorted(Path(trial_dir).glob("checkpoint_*"))
+    if not checkpoints or not (checkpoints[-1] / MODEL_FILE).is_file():
+        return None
+    return mqat.load_packed(checkpoints[-1] / MODEL_FILE, model=task.build_model())
+
+
 def score_front_on_test(grid, rows: list[dict[str, Any]], task, *, log=print) -> list[dict[str, Any]]:
     """Set ``test_accuracy`` (and ``test_accuracy_se``) on the front rows; return them."""
     by_path = {r["path"]: r for r in rows if r.get("pareto")}

@@ -7,9 +7,7 @@ from typing import Any
 
 import mqat
 
-from .space import parse_order
-
-UNIFORM = "uniform"  # the order value of baselines that quantize every module at once
+from .space import UNIFORM, parse_order
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ What is searched and what is fixed comes from a :class:`SpaceConfig`; the functi
 the trial for values and returns the fixed ones as constants (no computation), as Ray's
 ``OptunaSearch`` expects. Parameters, by name:
 
-* ``order``: the quantization order, a permutation written ``"fpn>head>backbone"``;
+* ``order``: the quantization order, a permutation written ``"fpn>head>backbone"``, or, with
+  ``joint: true``, also ``"uniform"``: every module at once (the same images, in one stage);
 * ``bits_<module>``: weight bits of each module; ``act_bits`` if activations are searched;
 * ``ema`` (bool) and, when on, ``ema_decay`` (log scale);
 * ``qc`` (bool) and, when on, ``qc_lr`` (log scale);
@@ -20,6 +21,7 @@ from typing import Any
 from mqat import QUANT_BITS, derive_seed
 
 SEARCH = "search"
+UNIFORM = "uniform"  # the order value of the joint flow: every module quantized at once, one stage
 MAX_ORDER_MODULES = 5  # 5! = 120 orders; beyond that fix the order
 
 
@@ -52,6 +54,7 @@ class SpaceConfig:
 
     modules: tuple[str, ...] = ()
     order: Any = SEARCH
+    joint: bool = False  # the joint flow is one of the searched orders (the recorded benchmark's grid)
     weight_bits: tuple[int, ...] = (2, 3, 4, 6, 8)
     act_bits: Any = 8
     ema: Any = SEARCH
@@ -71,6 +74,11 @@ class SpaceConfig:
         if not acts or any(isinstance(b, bool) or b not in QUANT_BITS + (32,) for b in acts):
             raise ValueError(f"space.act_bits must be bits among {list(QUANT_BITS) + [32]} "
                              f"(or a list of them), but got {self.act_bits!r}")
+        if not isinstance(self.joint, bool):
+            raise ValueError(f"space.joint must be true or false, but got {self.joint!r}")
+        if self.joint and self.order != SEARCH:
+            raise ValueError("space.joint adds the joint flow to the searched orders, but space.order is "
+                             f"fixed to {self.order!r}: set space.order: search, or space.joint: false")
         _switch("ema", self.ema)
         _switch("qc", self.qc)
         _switch("bn", self.bn)
@@ -117,7 +125,8 @@ class SpaceConfig:
         return min(e) if isinstance(e, (list, tuple)) else e
 
     def orders(self) -> list[str]:
-        return [order_name(p) for p in itertools.permutations(self.modules)]
+        """The orders searched: every permutation of the modules, and the joint flow if asked."""
+        return [order_name(p) for p in itertools.permutations(self.modules)] + ([UNIFORM] if self.joint else [])
 
 
 def define_space(trial, space: SpaceConfig) -> dict[str, Any]:

@@ -188,3 +188,24 @@ def test_the_same_search_seed_trains_the_same_trials(ray_session, tiny_config):
 
     first, second = outcomes(), outcomes()
     assert len(first) == 2 and first == second
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["gp", "ilp"])
+def test_a_search_runs_given_points_and_a_sampler_after_them(ray_session, tiny_config, sampler):
+    """``points`` (a benchmark's grid, the joint flow among its orders) run first, in place of the
+    ILP seeds; Optuna's GP sampler, or the ILP-guided one, proposes the rest."""
+    from search.run import run_search
+
+    config = tiny_config(search={"sampler": sampler, "num_samples": 3, "onnx": False},
+                         space={"joint": True, "ema": False, "qc": False, "bn": True})
+    points = [{"order": "uniform", "bits_backbone": 8, "bits_fpn": 4, "bits_head": 2, "lr": 1e-4},
+              {"order": "head>fpn>backbone", "bits_backbone": 2, "bits_fpn": 3, "bits_head": 4, "lr": 2e-4}]
+    result = run_search(config, progress=False, log=lambda *_: None, points=points)
+    assert len(result.rows) == 3 and all(r["status"] == "finished" for r in result.rows)
+    ran = {(r["order"], r["plan"]) for r in result.rows}
+    for p in points:
+        plan = json.dumps({"act_bits": 8, "weight_bits": {m: p[f"bits_{m}"] for m in ("backbone", "fpn", "head")}})
+        assert (p["order"], plan) in ran
+    joint = next(r for r in result.rows if r["order"] == "uniform")
+    assert [x["name"] for x in _reports(joint["path"]) if not x.get("final")][0] == "uniform"  # one stage, all modules

@@ -145,3 +145,16 @@ def test_bn_reestimation_is_a_switch_the_seeds_turn_on():
     assert all(trial_settings(c, MODULES).bn is False for c in _sample(lambda t: define_space(t, fixed), n=5))
     with pytest.raises(ValueError, match="space.bn must be"):
         SpaceConfig(modules=MODULES, bn="sometimes")
+
+
+def test_the_joint_flow_is_one_of_the_searched_orders_when_asked():
+    space = SpaceConfig(modules=MODULES, joint=True)
+    assert space.orders()[-1] == "uniform" and len(space.orders()) == 7
+    assert "uniform" not in SpaceConfig(modules=MODULES).orders()
+    orders = {config["order"]: trial_settings(config, MODULES).order for config in _sample(
+        lambda t: define_space(t, space), n=80)}
+    assert orders["uniform"] is None and len(orders) == 7          # the joint flow: every module at once
+    with pytest.raises(ValueError, match="space.joint adds the joint flow"):
+        SpaceConfig(modules=MODULES, order=["head", "fpn", "backbone"], joint=True)
+    with pytest.raises(ValueError, match="space.joint must be true or false"):
+        SpaceConfig(modules=MODULES, joint="yes")
