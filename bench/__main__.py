@@ -9,8 +9,8 @@ import platform
 import time
 from pathlib import Path
 
-SECTIONS = ("kernel", "step", "scaling", "orchestration", "quality", "fidelity", "fidelity-detect", "early-stopping",
-            "scale")
+SECTIONS = ("kernel", "step", "deploy", "scaling", "orchestration", "quality", "fidelity", "fidelity-detect",
+            "early-stopping", "scale")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
@@ -19,7 +19,7 @@ def _format(rows: list[dict]) -> str:
     for r in rows:
         value = r["value"]
         shown = "" if value is None else (f"{value * 1e3:.2f} ms" if r["section"] in ("kernel", "qat step")
-                                          else f"{value:.4g}")
+                                          else f"{value:.3f}" if r["section"] == "deploy" else f"{value:.4g}")
         ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}x" if r["section"] != "orchestration" \
             else f"{r['ratio']:.1%}"
         goal = f"{r['goal']}: {'met' if r['met'] else 'MISSED'}" if r.get("goal") else (r.get("note") or "")

@@ -1,9 +1,11 @@
-"""Latency of an exported ONNX model in ONNX Runtime: the median of timed runs, threads fixed."""
+"""Latency of an exported ONNX model in ONNX Runtime or OpenVINO: the median of timed runs,
+threads fixed, the runtime and its device recorded with every figure."""
 from __future__ import annotations
 
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -38,41 +40,82 @@ def providers(device: str = "auto") -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
-def onnx_latency(path: str | os.PathLike, input_shape: Sequence[int], *, batch_sizes: Sequence[int] = (1,),
-                 runs: int = 30, warmup: int = 3, threads: int = 1, device: str = "auto") -> Latency:
-    """Time ``runs`` forward passes of the ONNX model at ``path`` per batch size (after ``warmup``
-    untimed ones) on random float inputs of ``input_shape`` (without its batch dimension).
+RUNTIMES = ("onnxruntime", "openvino")
 
-    ONNX Runtime's intra- and inter-op threads are fixed to ``threads``, so trials sharing a
-    machine measure alike; the provider is the first :func:`providers` gives.
 
-    Example::
-
-        latency = mqat.onnx_latency("model.onnx", (3, 128, 128), batch_sizes=(1, 8))
-        latency.median_ms[1], latency.provider
-    """
-    import numpy as np
+def _onnxruntime(path, threads: int, device: str):
     import onnxruntime as ort
 
-    if runs < 1 or warmup < 0 or threads < 1 or not batch_sizes or min(batch_sizes) < 1:
-        raise ValueError(f"need runs >= 1, warmup >= 0, threads >= 1 and batch sizes >= 1, but got "
-                         f"{runs}, {warmup}, {threads} and {list(batch_sizes)}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = threads
     session = ort.InferenceSession(str(path), sess_options=options, providers=providers(device))
     name = session.get_inputs()[0].name
+    return (lambda feed: session.run(None, {name: feed})), session.get_providers()[0]
+
+
+def _openvino(path, threads: int, device: str):
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                          "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    return (lambda feed: request.infer({0: feed})), "openvino:CPU"
+
+
+def runner(path: str | os.PathLike, *, runtime: str = "onnxruntime", threads: int = 1, device: str = "auto"):
+    """``(run, provider)``: ``run(inputs)`` runs the ONNX model at ``path`` once in ``runtime``
+    (see :func:`onnx_latency`, which times it), on a float32 array of one input batch."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {list(RUNTIMES)}, but got {runtime!r}")
+    if runtime == "openvino" and (device == "cuda" or not runtime_available("openvino")):
+        if device != "cuda":
+            warnings.warn("OpenVINO is not installed (pip install openvino): timing in ONNX Runtime instead",
+                          stacklevel=3)
+        runtime = "onnxruntime"
+    return (_openvino if runtime == "openvino" else _onnxruntime)(path, threads, device)
+
+
+def runtime_available(runtime: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(runtime) is not None
+
+
+def onnx_latency(path: str | os.PathLike, input_shape: Sequence[int], *, batch_sizes: Sequence[int] = (1,),
+                 runs: int = 30, warmup: int = 3, threads: int = 1, device: str = "auto",
+                 runtime: str = "onnxruntime") -> Latency:
+    """Time ``runs`` forward passes of the ONNX model at ``path`` per batch size (after ``warmup``
+    untimed ones) on random float inputs of ``input_shape`` (without its batch dimension).
+
+    ``runtime``: ``"onnxruntime"`` (its provider the first :func:`providers` gives: TensorRT or
+    CUDA on a GPU node) or ``"openvino"`` (its CPU plugin, which runs QDQ models with int8 kernels;
+    where OpenVINO is not installed, ONNX Runtime times the model instead, with a warning, and the
+    provider says so). Intra- and inter-op threads are fixed to ``threads``, so trials sharing a
+    machine measure alike.
+
+    Example::
+
+        latency = mqat.onnx_latency("model.onnx", (3, 128, 128), batch_sizes=(1, 8), runtime="openvino")
+        latency.median_ms[1], latency.provider
+    """
+    import numpy as np
+
+    if runs < 1 or warmup < 0 or threads < 1 or not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError(f"need runs >= 1, warmup >= 0, threads >= 1 and batch sizes >= 1, but got "
+                         f"{runs}, {warmup}, {threads} and {list(batch_sizes)}")
+    run, provider = runner(path, runtime=runtime, threads=threads, device=device)
     rng = np.random.default_rng(0)
     medians, spreads = {}, {}
     for batch in sorted(set(batch_sizes)):
-        feed = {name: rng.random((batch, *input_shape), dtype=np.float32)}
+        feed = rng.random((batch, *input_shape), dtype=np.float32)
         for _ in range(warmup):
-            session.run(None, feed)
+            run(feed)
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            session.run(None, feed)
+            run(feed)
             times.append((time.perf_counter() - start) * 1000)
         medians[batch] = statistics.median(times)
         quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
         spreads[batch] = quartiles[2] - quartiles[0]
-    return Latency(medians, session.get_providers()[0], threads, runs, spreads)
+    return Latency(medians, provider, threads, runs, spreads)

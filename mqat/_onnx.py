@@ -33,7 +33,7 @@ from ._layers import QuantConv2d
 from ._qc import fold_qc
 from ._quantize import quantized_layers
 
-from ._onnx_rewrite import LAYER_ATTRIBUTE, narrow_types
+from ._onnx_rewrite import LAYER_ATTRIBUTE, fold_batch_norms, narrow_types
 
 OPSET = 21
 _EXPORT_OPSET = 20  # the TorchScript exporter's highest; raised to OPSET after the rewrite
@@ -144,9 +144,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, example_input: Ten
     """Write the quantized ``model`` as ONNX (opset 21) with QDQ nodes; return the file size.
 
     ``layout`` says how the integers are stored: ``"speed"`` (the default) keeps every weight and
-    activation of 8 bits or fewer in an 8-bit type, its integer values unchanged, so that runtimes
-    run their int8 kernels (OpenVINO decompresses int4 weights to float instead); ``"size"`` stores
-    2- to 4-bit integers as int4, the smallest file. Values, steps and outputs are the same.
+    activation of 8 bits or fewer in an 8-bit type, its integer values unchanged, and folds each
+    BatchNorm after a quantized conv into that conv's per-channel steps and bias, so that runtimes
+    run their int8 kernels (OpenVINO decompresses int4 weights to float instead; a BN between a
+    conv and its output's quantizer keeps ONNX Runtime from fusing them); ``"size"`` stores 2- to
+    4-bit integers as int4, the smallest file, BN unfolded. The integers are the same, the outputs
+    equal up to float rounding.
 
     ``example_input`` is one input batch (its values do not matter, its shape does); the batch
     dimension is left dynamic unless ``dynamic_batch`` is false. QC corrections are folded into
@@ -178,6 +181,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, example_input: Ten
                           do_constant_folding=True)
     graph = onnx.load_from_string(buffer.getvalue())
     narrow_types(graph, twins, OPSET, layout)
+    if layout == "speed":
+        fold_batch_norms(graph)
     onnx.checker.check_model(graph, full_check=True)
     data = graph.SerializeToString()
     return atomic_write(Path(path), lambda f: f.write(data)).stat().st_size

@@ -149,3 +149,48 @@ def narrow_types(model, twins: dict[str, nn.Module], opset: int, layout: str = "
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
             entry.version = opset
+
+
+def fold_batch_norms(model) -> int:
+    """Fold each BatchNormalization that alone reads a quantized Conv's output into that Conv:
+    ``BN(conv(x, W_int * s) + b) = conv(x, W_int * (a s)) + (a b + beta - a mean)``, with
+    ``a = gamma / sqrt(var + eps)`` per output channel, so the integers stay as they are and only
+    their per-channel steps and the bias change. Runtimes then see ``DQ -> Conv -> (Relu) -> Q``,
+    the pattern they run as one int8 convolution (ONNX Runtime's QLinearConv). A channel with
+    ``a <= 0`` would need a negative step: that BN is left in place. Returns how many were folded."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    helper_graph, folded = _Graph(model), 0
+    for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
+        conv = producers.get(bn.input[0])
+        weight = producers.get(conv.input[1]) if conv is not None and conv.op_type == "Conv" else None
+        if weight is None or weight.op_type != "DequantizeLinear" or len(readers.get(conv.output[0], [])) != 1 \
+                or any(name not in inits for name in bn.input[1:5]) or weight.input[1] not in inits:
+            continue
+        gamma, beta, mean, var = (numpy_helper.to_array(inits[name]).astype(np.float64) for name in bn.input[1:5])
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        a = gamma / np.sqrt(var + eps)
+        if (a <= 0).any():
+            continue
+        scale = numpy_helper.to_array(inits[weight.input[1]]).astype(np.float64)
+        bias = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) \
+            if len(conv.input) > 2 and conv.input[2] in inits else np.zeros_like(a)
+        name = conv.output[0]
+        weight.input[1] = helper_graph.tensor(f"{name}::folded_scale", (scale * a).astype(np.float32))
+        folded_bias = helper_graph.tensor(f"{name}::folded_bias", (a * bias + beta - a * mean).astype(np.float32))
+        if len(conv.input) > 2:
+            conv.input[2] = folded_bias
+        else:
+            conv.input.append(folded_bias)
+        conv.output[0] = bn.output[0]          # the conv now writes what the BN wrote
+        graph.node.remove(bn)
+        folded += 1
+    _prune(graph)
+    return folded

@@ -136,7 +136,9 @@ class SearchConfig:
     onnx: bool = True            # each trial exports its final model as ONNX (QDQ) and times it
     latency_batch: int = 8       # the batch size timed beside batch 1
     latency_runs: int = 20       # timed runs per batch size; the median is reported
-    latency_threads: int = 1     # ONNX Runtime's threads while timing
+    latency_threads: int = 1     # the runtime's threads while timing
+    onnx_layout: str = "speed"   # speed (int8 kernels) or size (int4 for 2-4 bits): mqat.export_onnx
+    latency_runtime: str = "onnxruntime"  # or openvino: where a trial's latency is measured
     #: early stopping: none, or moasha (Pareto-aware successive halving at the stages moasha_rungs)
     scheduler: str = "none"
     moasha_eta: int = 2          # a rung keeps the top 1/eta of the trials that reached it
@@ -177,6 +179,12 @@ class SearchConfig:
         if "latency" in self.objectives and not self.onnx:
             raise ValueError("search.objectives has latency, which is measured on the ONNX export: "
                              "set search.onnx: true")
+        from mqat import LAYOUTS, RUNTIMES
+
+        if self.onnx_layout not in LAYOUTS:
+            raise ValueError(f"search.onnx_layout must be one of {list(LAYOUTS)}, but got {self.onnx_layout!r}")
+        if self.latency_runtime not in RUNTIMES:
+            raise ValueError(f"search.latency_runtime must be one of {list(RUNTIMES)}, but got {self.latency_runtime!r}")
         for name in ("latency_batch", "latency_runs", "latency_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"search.{name} must be at least 1, but got {getattr(self, name)}")

@@ -112,8 +112,8 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     fp_metrics = dict(fp.metrics)
     if "latency" in search.objectives:
         fp_metrics.update(fp_latency(config, task, model))
-        log(f"FP model: {fp_metrics['latency_ms']:.2f} ms at batch 1 in ONNX Runtime on this machine "
-            f"({fp_metrics['latency_provider']}); the hypervolume's latency reference is twice that")
+        log(f"FP model: {fp_metrics['latency_ms']:.2f} ms at batch 1 in {fp_metrics['latency_provider']} on this "
+            "machine; the hypervolume's latency reference is twice that")
     return Prepared(checked, load_state_dict(fp.checkpoint), fp_metrics, table, plans, seeds)
 
 
@@ -132,7 +132,8 @@ def deploy_settings(config: Config):
     from trainables.deploy import DeploySettings
 
     s = config.search
-    return DeploySettings(s.onnx, s.latency_batch, s.latency_runs, s.latency_threads)
+    return DeploySettings(s.onnx, s.latency_batch, s.latency_runs, s.latency_threads, s.onnx_layout,
+                          s.latency_runtime)
 
 
 def format_pretrain(result, metric) -> str:

@@ -26,3 +26,18 @@ def test_bench_refuses_an_unknown_section(tmp_path):
                              str(tmp_path / "r.json")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown section" in result.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_bench_quick_deploy_times_fp_and_each_plan_in_both_layouts_and_runtimes(tmp_path):
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "deploy", "--output", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["runtime"] for r in rows} == {"onnxruntime", "openvino"} and {r["batch"] for r in rows} == {1, 8}
+    for runtime in ("onnxruntime", "openvino"):
+        for batch in (1, 8):
+            cell = {r["what"].split(": ", 1)[1]: r for r in rows if r["runtime"] == runtime and r["batch"] == batch}
+            assert len(cell) == 9 and cell["FP (ms)"]["ratio"] == 1.0      # FP, 4 plans x 2 layouts
+            for name, r in cell.items():
+                assert r["value"] > 0 and abs(r["ratio"] - cell["FP (ms)"]["value"] / r["value"]) < 1e-9

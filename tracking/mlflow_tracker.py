@@ -367,7 +367,8 @@ class MLflowTracker(Callback):
         for k, r in enumerate((r for r in front if r["trial_id"] in runs), start=1):
             run = runs[r["trial_id"]]
             tags = {key: str(r[key]) for key in ("trial_id", "compression", "accuracy", "test_accuracy",
-                                                 "model_bytes", "onnx_bytes", "latency_ms", "latency_provider")
+                                                 "model_bytes", "onnx_bytes", "latency_ms", "latency_provider",
+                                                 "speedup_vs_fp")
                     if r.get(key) is not None}
             version = self.client.create_model_version(name, f"{run.info.artifact_uri}/onnx",
                                                        run_id=run.info.run_id, tags=tags)

@@ -23,7 +23,7 @@ class Objective:
 OBJECTIVES = {
     "accuracy": Objective("accuracy", "accuracy", "max", "accuracy"),
     "compression": Objective("compression", "compression", "max", "compression"),
-    "latency": Objective("latency", "latency_ms", "min", "latency (ms, batch 1, ONNX Runtime)"),
+    "latency": Objective("latency", "latency_ms", "min", "latency (ms, batch 1, in search.latency_runtime)"),
 }
 DEFAULT = ("accuracy", "compression")
 

@@ -19,7 +19,8 @@ from .pareto import pareto_mask
 #: decision sees the test split).
 FIELDS = ("trial_id", "status", "error", "stopped_at_stage", "ilp_seed", "seed", "pareto", "accuracy", "accuracy_se",
           "test_accuracy", "test_accuracy_se", "compression", "model_bytes", "onnx_bytes",
-          "latency_ms", "latency_ms_batch", "latency_provider",
+          "latency_ms", "latency_ms_batch", "latency_provider", "fp_latency_ms", "speedup_vs_fp",
+          "speedup_vs_fp_batch",
           "accuracy_raw", "accuracy_ema", "accuracy_bn", "accuracy_qc", "oscillating_fraction",
           "order", "plan", "ema", "ema_decay", "qc", "qc_lr", "bn", "lr", "epochs_per_stage", "path")
 
@@ -63,6 +64,8 @@ def row(trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any], *,
         "compression": get("compression"),
         "model_bytes": get("model_bytes"), "onnx_bytes": get("onnx_bytes"), "latency_ms": get("latency_ms"),
         "latency_ms_batch": get("latency_ms_batch"), "latency_provider": get("latency_provider"),
+        "fp_latency_ms": get("fp_latency_ms"), "speedup_vs_fp": get("speedup_vs_fp"),
+        "speedup_vs_fp_batch": get("speedup_vs_fp_batch"),
         "accuracy_raw": get("accuracy_raw"),
         "accuracy_ema": get("accuracy_ema"), "accuracy_bn": get("accuracy_bn"),
         "accuracy_qc": get("accuracy_qc"),
@@ -111,6 +114,11 @@ def _with_se(value: float | None, se: float | None) -> str:
     return f"{value:.3f}" + (f" +- {se:.3f}" if se is not None else "")
 
 
+def _speedup(row: dict[str, Any]) -> str:
+    value = row.get("speedup_vs_fp")
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -123,7 +131,7 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
     modules = "-".join(json.loads(front[0]["plan"])["weight_bits"])
     latency = any(r.get("latency_ms") is not None for r in front)
     header = (f"{'compression':>11}  {'val ' + metric.name:>16}  {'test ' + metric.name:>16}  {'bytes':>9}  "
-              + (f"{'ms':>7}  " if latency else "") +
+              + (f"{'ms':>7}  {'x FP':>5}  " if latency else "") +
               f"{'bits':<12} {'order':<22} {'ema':>7} {'qc':>7} {'bn':>3}  trial")
     lines = [header]
     for r in front:
@@ -132,10 +140,16 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
         qc = f"{r['qc_lr']:.1e}" if r["qc"] else "-"
         lines.append(f"{r['compression']:10.2f}x  {_with_se(r['accuracy'], r['accuracy_se']):>16}  "
                      f"{_with_se(r['test_accuracy'], r['test_accuracy_se']):>16}  "
-                     f"{r['model_bytes']:>9,}  " + (f"{_ms(r.get('latency_ms')):>7}  " if latency else "") +
+                     f"{r['model_bytes']:>9,}  " + (f"{_ms(r.get('latency_ms')):>7}  {_speedup(r):>5}  " if latency else "") +
                      f"{bits:<12} {str(r['order']):<22} {ema:>7} {qc:>7} "
                      f"{'yes' if r['bn'] else '-':>3}  {r['trial_id']}{' (ILP)' if r['ilp_seed'] else ''}")
-    lines.append(("ms: median latency at batch 1 in ONNX Runtime; " if latency else "") +
+    runtimes = sorted({str(r.get("latency_provider")) for r in front if r.get("latency_ms") is not None})
+    slower = [r for r in front if (r.get("speedup_vs_fp") or 1.0) < 1.0]
+    if slower:
+        lines.append(f"note: {len(slower)} of {len(front)} front models run slower than the FP model in "
+                     f"{', '.join(runtimes)} (x FP below 1): try search.latency_runtime: openvino, or onnx_layout: speed")
+    lines.append((f"ms: median latency at batch 1 in {', '.join(runtimes)}; x FP: the FP model's latency over "
+                  "the model's, timed alike on the same node; " if latency else "") +
                  f"bits: weight bits of {modules}; val: the validation images the search ranked on; "
                  "test: held-out images no search decision saw (+- standard error); ema: EMA decay; "
                  "qc: QC learning rate; bn: BN statistics re-estimated; (ILP): an ILP seed plan")

@@ -17,7 +17,8 @@ from .results import FIELDS
 #: failed or unfinished trial are null; ``pareto`` marks the front; ``ilp_seed`` an ILP seed plan,
 #: ``seed`` the trial's random seed; ``test_*`` are set for front models only; ``onnx_bytes`` and
 #: ``latency_*`` describe the trial's ONNX export (median ms at batch 1 and at ``search.latency_batch``,
-#: on ``latency_provider``). The task's companion
+#: on ``latency_provider``), ``speedup_vs_fp`` the FP model's latency over the trial's, timed alike on
+#: the same node (below 1: slower than FP). The task's companion
 #: metrics follow as float columns named by their keys.
 SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()), ("stopped_at_stage", pa.int64()),
@@ -26,6 +27,7 @@ SCHEMA = pa.schema([
     ("test_accuracy", pa.float64()), ("test_accuracy_se", pa.float64()),
     ("compression", pa.float64()), ("model_bytes", pa.int64()), ("onnx_bytes", pa.int64()),
     ("latency_ms", pa.float64()), ("latency_ms_batch", pa.float64()), ("latency_provider", pa.string()),
+    ("fp_latency_ms", pa.float64()), ("speedup_vs_fp", pa.float64()), ("speedup_vs_fp_batch", pa.float64()),
     ("accuracy_raw", pa.float64()), ("accuracy_ema", pa.float64()), ("accuracy_bn", pa.float64()),
     ("accuracy_qc", pa.float64()),
     ("oscillating_fraction", pa.float64()), ("order", pa.string()), ("plan", pa.string()),

@@ -22,7 +22,7 @@ import torch
 import mqat
 from spaces import trial_settings
 
-from .deploy import ONNX_FILE, DeploySettings, export_and_time
+from .deploy import ONNX_FILE, DeploySettings, export_and_time, speedup_vs_fp
 from .faults import fault_for, with_fault
 from .tasks import get_task
 
@@ -104,6 +104,23 @@ def _task(task_name: str, task_config: Any, cache_dir: str, device: str):
     return get_task(task_name)(task_config, cache_dir=cache_dir, device=device, progress=False)
 
 
+def _fp_model(task, fp_state):
+    model = task.build_model()
+    model.load_state_dict(fp_state)
+    return model
+
+
+def _weights_key(state: dict[str, torch.Tensor]) -> str:
+    """The FP weights' identity (a few ms for a few MB): what a cached FP latency was timed on."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(state.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     """Run MQAT for one trial configuration and report every stage to Tune."""
     from ray import tune
@@ -118,8 +135,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     modules = task.module_map.names
     epochs = len(modules) * int(config["epochs_per_stage"])
     settings = trial_settings(config, modules, ema_warmup_steps=ema_warmup_steps(task, setup, epochs))
-    model = task.build_model()
-    model.load_state_dict(setup.fp_state)
+    model = _fp_model(task, setup.fp_state)
     # known before training: what an early-stopping scheduler ranks a trial's stages by
     plan_compression = mqat.model_size(model, settings.plan, task.module_map).compression
     context = tune.get_context()
@@ -152,5 +168,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     with tempfile.TemporaryDirectory() as directory:
         if setup.deploy.onnx:
             final.update(export_and_time(result.model, task, Path(directory), setup.deploy, device.type))
+            final.update(speedup_vs_fp(final, functools.partial(_fp_model, task, setup.fp_state), task,
+                                       setup.deploy, device.type, key=_weights_key(setup.fp_state)))
             files[ONNX_FILE] = lambda path: shutil.copyfile(Path(directory) / ONNX_FILE, path)
         _report(final, files)

@@ -141,11 +141,34 @@ def test_the_speed_layout_keeps_every_integer_in_8_bits_with_the_same_values_and
                                       numpy_helper.to_array(init).astype(np.float64))
     assert (tmp_path / "speed.onnx").stat().st_size > (tmp_path / "size.onnx").stat().st_size
     x = torch.randn(5, 3, 8, 8)
-    outputs = [ort.InferenceSession(str(tmp_path / f"{layout}.onnx")).run(None, {"input": x.numpy()})[0]
-               for layout in ("speed", "size")]
-    np.testing.assert_array_equal(*outputs)
+    speed_out, size_out = (session(tmp_path / f"{layout}.onnx", optimized=False).run(None, {"input": x.numpy()})
+                           for layout in ("speed", "size"))
+    assert_close(speed_out, size_out, EXACT)   # the BN folded into the steps: float rounding apart
     with pytest.raises(ValueError, match="layout must be one of"):
         mqat.export_onnx(model, tmp_path / "m.onnx", example_input=x[:1], layout="fast")
+
+
+def test_the_speed_layout_folds_bn_into_the_conv_steps_and_ort_runs_int8_convolutions(tmp_path):
+    """A BN between a quantized conv and the next quantizer kept ONNX Runtime from fusing
+    DQ -> Conv -> Q into QLinearConv: folded into the conv's per-channel steps and bias, it no longer does."""
+    import collections
+
+    model = quantized((8, 4, 8), (8, 8, 8))
+    with torch.no_grad():
+        bn = model.backbone[1]
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.uniform_(0.5, 2), bn.bias.uniform_(-1, 1)
+    counts = {}
+    for layout in ("speed", "size"):
+        mqat.export_onnx(model, tmp_path / f"{layout}.onnx", example_input=torch.randn(1, 3, 8, 8), layout=layout)
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"{layout}.optimized.onnx")
+        ort.InferenceSession(str(tmp_path / f"{layout}.onnx"), sess_options=options, providers=["CPUExecutionProvider"])
+        counts[layout] = (collections.Counter(n.op_type for n in onnx.load(str(tmp_path / f"{layout}.onnx")).graph.node),
+                          collections.Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node))
+    assert counts["size"][0]["BatchNormalization"] == 1 and counts["speed"][0]["BatchNormalization"] == 0
+    assert counts["speed"][1]["QLinearConv"] > counts["size"][1]["QLinearConv"]
+    assert_close(*run_both(model, tmp_path / "speed.onnx", optimized=False), DEPLOYED)
+    assert_close(*run_both(model, tmp_path / "speed.onnx"), DEPLOYED)
 
 
 def test_qc_is_folded_into_the_export(tmp_path):
@@ -205,3 +228,32 @@ def test_latency_is_measured_per_batch_size(tmp_path):
     assert metrics["latency_ms"] == latency.median_ms[1] and metrics["latency_ms_b4"] == latency.median_ms[4]
     with pytest.raises(ValueError, match="runs >= 1"):
         mqat.onnx_latency(tmp_path / "m.onnx", (3, 8, 8), runs=0)
+
+
+@pytest.mark.parametrize("layout", ["speed", "size"])
+def test_openvino_runs_the_export_as_onnx_runtime_does_and_times_it(tmp_path, layout):
+    """The second runtime reads the same QDQ file; its outputs agree with ONNX Runtime's (within
+    a step of the output's activation: the runtimes round at different places)."""
+    ov = pytest.importorskip("openvino")
+    model = quantized((4, 8, 2), (8, 8, 8))
+    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8), layout=layout)
+    x = torch.randn(6, 3, 8, 8).numpy()
+    compiled = ov.Core().compile_model(str(tmp_path / "m.onnx"), "CPU")
+    result = compiled.create_infer_request().infer({0: x})
+    got = [result[output] for output in compiled.outputs]
+    assert_close(got, session(tmp_path / "m.onnx").run(None, {"input": x}), DEPLOYED)
+    latency = mqat.onnx_latency(tmp_path / "m.onnx", (3, 8, 8), batch_sizes=(1, 2), runs=3, runtime="openvino")
+    assert latency.provider == "openvino:CPU" and set(latency.median_ms) == {1, 2}
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        mqat.onnx_latency(tmp_path / "m.onnx", (3, 8, 8), runtime="tensorrt")
+
+
+def test_a_missing_openvino_falls_back_to_onnx_runtime_and_says_so(tmp_path, monkeypatch):
+    from mqat import _latency
+
+    model = quantized((4, 4, 4), (8, 8, 8))
+    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    monkeypatch.setattr(_latency, "runtime_available", lambda name: False)
+    with pytest.warns(UserWarning, match="OpenVINO is not installed"):
+        latency = mqat.onnx_latency(tmp_path / "m.onnx", (3, 8, 8), runs=2, runtime="openvino", device="cpu")
+    assert latency.provider == "CPUExecutionProvider"

@@ -1,0 +1,80 @@
+"""Deployed speed: the quickstart's FP pose network against quantized plans, exported in both ONNX
+layouts (``speed``: 8-bit containers, BN folded; ``size``: int4 for 2 to 4 bits), timed in ONNX
+Runtime and in OpenVINO at batch 1 and 8, each as a ratio to the FP model timed in the same
+runtime, in this process, one thread: the models' runs interleaved, round by round, within a
+runtime and batch (``bench.timing.interleaved``: drift hits all alike), medians reported.
+
+The plans are the backbone bit-widths a front spans (8, 4, 3 and 2 bits, the rest as the
+quickstart's fronts had them), calibrated on training images, not trained: latency depends on the
+plan and the layout, not on the weights' values.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .timing import interleaved, row
+
+SECTION = "deploy"
+PLANS = {"W8-8-8": (8, 8, 8), "W4-8-8": (4, 8, 8), "W3-4-8": (3, 4, 8), "W2-3-4": (2, 3, 4)}
+RUNTIMES = ("onnxruntime", "openvino")
+BATCHES = (1, 8)
+
+
+def _models(quick: bool, directory: Path) -> dict[str, Path]:
+    """The FP export and each plan in each layout, by name."""
+    import torch
+
+    import mqat
+    from search.config import config_from_dict
+    from search.prepare import check, prepare
+    from trainables.tasks import example_input
+
+    from . import searches
+
+    config = config_from_dict({**searches.base_config(quick, cheap=False), "tracking": {"enabled": False}})
+    prepared = prepare(config, check(config, progress=False), progress=False, log=lambda *_: None)
+    task = prepared.checked.task
+    example = example_input(task).detach().cpu()
+    fp = task.build_model()
+    fp.load_state_dict(prepared.fp_state)
+    models = {"FP": directory / "fp.onnx"}
+    mqat.export_onnx(fp.eval(), models["FP"], example_input=example)  # no quantized layer: a plain export
+    for name, bits in PLANS.items():
+        model = task.build_model()
+        model.load_state_dict(prepared.fp_state)
+        mqat.quantize_(model, mqat.BitPlan(dict(zip(task.module_map.names, bits)), act_bits=8), task.module_map)
+        mqat.calibrate(model, task.sensitivity_batches(2), seed=0)
+        for layout in ("speed", "size"):
+            models[f"{name} {layout}"] = directory / f"{name}-{layout}.onnx"
+            mqat.export_onnx(model.eval(), models[f"{name} {layout}"], example_input=example, layout=layout)
+    torch.set_num_threads(1)
+    return models, tuple(example.shape[1:])
+
+
+def run(quick: bool = False) -> list[dict]:
+    import numpy as np
+
+    import mqat
+
+    rounds = 5 if quick else 80
+    rows = []
+    with tempfile.TemporaryDirectory() as temp:
+        models, shape = _models(quick, Path(temp))
+        for runtime in RUNTIMES:
+            if runtime == "openvino" and not mqat.runtime_available("openvino"):
+                rows.append(row(SECTION, "OpenVINO", None, note="not installed: pip install openvino"))
+                continue
+            runners = {name: mqat.onnx_runner(path, runtime=runtime, threads=1, device="cpu")[0]
+                       for name, path in models.items()}
+            for batch in BATCHES:
+                feed = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+                seconds = interleaved({name: (lambda r=r: r(feed)) for name, r in runners.items()},
+                                      rounds=rounds, warmup=3)
+                for name, value in seconds.items():
+                    ratio = seconds["FP"] / value
+                    goal = None if name == "FP" else (">= 1.5x FP" if batch == 1 else ">= 2x FP")
+                    met = None if goal is None else ratio >= (1.5 if batch == 1 else 2.0)
+                    rows.append(row(SECTION, f"{runtime} batch {batch}: {name} (ms)", value * 1e3, ratio=ratio,
+                                    goal=goal, met=met, runtime=runtime, batch=batch))
+    return rows
