@@ -30,6 +30,7 @@ from ._files import atomic_write
 from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat, train_qc
 from ._latency import RUNTIMES, Latency, onnx_latency, runner as onnx_runner, runtime_available
 from ._onnx import export_onnx
+from ._onnx_model import OnnxModel
 from ._onnx_rewrite import LAYOUTS
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
 from ._layers import QuantConv2d, QuantLinear
@@ -55,5 +56,5 @@ __all__ = [
     "EMAConfig", "ModelEMA", "QCConfig", "add_qc", "fold_qc", "OscillationTracker",
     "FlowState", "MQATResult", "StageResult", "run_mqat", "train_qc",
     "PackedModel", "export_packed", "load_packed", "atomic_write",
-    "export_onnx", "onnx_latency", "Latency", "LAYOUTS", "RUNTIMES", "runtime_available", "onnx_runner",
+    "export_onnx", "onnx_latency", "Latency", "LAYOUTS", "RUNTIMES", "runtime_available", "onnx_runner", "OnnxModel",
 ]

@@ -389,7 +389,8 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     with _stage_reports_without_latency(config):
         grid = tuner.fit()
     rows = collect(grid, prepared.seeds, metric.companions, modules, config.search.objectives)
-    score_front_on_test(grid, rows, checked.task, log=log)
+    score_front_on_test(grid, rows, checked.task, log=log,
+                        runtime=config.search.latency_runtime if config.search.onnx else None)
     save_test_scores(path, rows)
     if config.tracking.enabled:
         tracker = _tracker(config, prepared, table, location)

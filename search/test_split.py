@@ -2,7 +2,9 @@
 
 The search ranks trials on the validation images; reporting the front on the same images
 overstates it (selection bias, METHODS 6). After the search, the driver loads each front
-model from its trial's checkpoint and scores it once on the task's test split.
+model from its trial's checkpoint and scores it once on the task's test split; and where the
+trial exported it, the ONNX file too, run in the deployment runtime (``test_accuracy_onnx``):
+the runtime's own rounding (an int32 bias, say) can cost accuracy the PyTorch figure hides.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import mqat
 
 MODEL_FILE = "model.mqat"
+ONNX_FILE = "model.onnx"
 
 
 def final_model(trial_dir: str | Path, task):
@@ -22,8 +25,17 @@ def final_model(trial_dir: str | Path, task):
     return mqat.load_packed(checkpoints[-1] / MODEL_FILE, model=task.build_model())
 
 
-def score_front_on_test(grid, rows: list[dict[str, Any]], task, *, log=print) -> list[dict[str, Any]]:
-    """Set ``test_accuracy`` (and ``test_accuracy_se``) on the front rows; return them."""
+def _score_onnx(path: Path, model, task, runtime: str) -> dict[str, Any]:
+    from trainables.tasks import example_input
+
+    deployed = mqat.OnnxModel(path, like=model, example_input=example_input(task).detach().cpu(), runtime=runtime)
+    return task.evaluate(deployed, split="test")
+
+
+def score_front_on_test(grid, rows: list[dict[str, Any]], task, *, log=print,
+                        runtime: str | None = None) -> list[dict[str, Any]]:
+    """Set ``test_accuracy`` (and ``test_accuracy_se``) on the front rows; return them. With a
+    ``runtime``, also ``test_accuracy_onnx`` (and its ``_se``): the trial's ONNX file run there."""
     by_path = {r["path"]: r for r in rows if r.get("pareto")}
     scored = []
     for result in grid:
@@ -35,9 +47,14 @@ def score_front_on_test(grid, rows: list[dict[str, Any]], task, *, log=print) ->
             if not path.is_file():
                 continue
             model = mqat.load_packed(path, model=task.build_model())
+            onnx = Path(directory) / ONNX_FILE
+            deployed = _score_onnx(onnx, model, task, runtime) if runtime and onnx.is_file() else None
         metrics = task.evaluate(model, split="test")
         row["test_accuracy"] = float(metrics["accuracy"])
         row["test_accuracy_se"] = metrics.get("accuracy_se")
+        if deployed is not None:
+            row["test_accuracy_onnx"] = float(deployed["accuracy"])
+            row["test_accuracy_onnx_se"] = deployed.get("accuracy_se")
         scored.append(row)
     if scored:
         log(f"scored the {len(scored)} front model(s) on the test split")

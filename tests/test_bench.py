@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 
@@ -41,3 +42,16 @@ def test_bench_quick_deploy_times_fp_and_each_plan_in_both_layouts_and_runtimes(
             assert len(cell) == 9 and cell["FP (ms)"]["ratio"] == 1.0      # FP, 4 plans x 2 layouts
             for name, r in cell.items():
                 assert r["value"] > 0 and abs(r["ratio"] - cell["FP (ms)"]["value"] / r["value"]) < 1e-9
+
+
+@pytest.mark.slow
+def test_bench_quick_fidelity_finishes_after_a_section_that_started_threads(tmp_path):
+    """The fidelity section's process pool after the orchestration section (Ray's client threads,
+    tqdm's monitor, torch's pool in this process): forked workers once hung there, in a futex
+    inside Module.to, for 12 minutes; spawned ones start clean."""
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "orchestration,fidelity",
+                             "--output", str(out)], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-2000:]
+    sections = {r["section"] for r in json.loads(out.read_text())["rows"]}
+    assert {"orchestration", "fidelity"} <= sections

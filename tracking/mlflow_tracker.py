@@ -312,7 +312,8 @@ class MLflowTracker(Callback):
                 continue
             run = self._child_run(r["trial_id"])
             if run is not None:
-                values = {"test_accuracy": r["test_accuracy"], "test_accuracy_se": r.get("test_accuracy_se")}
+                values = {k: r.get(k) for k in ("test_accuracy", "test_accuracy_se", "test_accuracy_onnx",
+                                                "test_accuracy_onnx_se")}
                 self.client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0)
                                                        for k, v in values.items() if v is not None])
 
@@ -368,7 +369,7 @@ class MLflowTracker(Callback):
             run = runs[r["trial_id"]]
             tags = {key: str(r[key]) for key in ("trial_id", "compression", "accuracy", "test_accuracy",
                                                  "model_bytes", "onnx_bytes", "latency_ms", "latency_provider",
-                                                 "speedup_vs_fp")
+                                                 "speedup_vs_fp", "test_accuracy_onnx")
                     if r.get(key) is not None}
             version = self.client.create_model_version(name, f"{run.info.artifact_uri}/onnx",
                                                        run_id=run.info.run_id, tags=tags)

@@ -16,7 +16,7 @@ TASK_FILE = "task.json"
 #: The files the driver writes into a search beside Tune's (copied up to an object store).
 SCHEDULER_FILE = "scheduler.json"  # MOASHA's rungs (search.scheduler), read back by a resumed driver
 DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE, LATENCY_PLOT_FILE, SCHEDULER_FILE)
-TEST_FIELDS = ("test_accuracy", "test_accuracy_se")
+TEST_FIELDS = ("test_accuracy", "test_accuracy_se", "test_accuracy_onnx", "test_accuracy_onnx_se")
 
 
 def save_search_info(path: Path, seeds: list[dict[str, Any]], fp_metrics: dict[str, Any], metric: Metric,
@@ -52,7 +52,7 @@ def load_objectives(path: Path) -> tuple[str, ...]:
 
 def save_test_scores(path: Path, rows: list[dict[str, Any]]) -> None:
     """The front's held-out test scores by trial id (Tune's files do not hold them)."""
-    scores = {r["trial_id"]: {k: r[k] for k in TEST_FIELDS} for r in rows if r.get("test_accuracy") is not None}
+    scores = {r["trial_id"]: {k: r.get(k) for k in TEST_FIELDS} for r in rows if r.get("test_accuracy") is not None}
     (path / TEST_FILE).write_text(json.dumps(scores))
 
 

@@ -18,7 +18,8 @@ from .pareto import pareto_mask
 #: ``test_accuracy`` the held-out test score of a front model (null elsewhere: no search
 #: decision sees the test split).
 FIELDS = ("trial_id", "status", "error", "stopped_at_stage", "ilp_seed", "seed", "pareto", "accuracy", "accuracy_se",
-          "test_accuracy", "test_accuracy_se", "compression", "model_bytes", "onnx_bytes",
+          "test_accuracy", "test_accuracy_se", "test_accuracy_onnx", "test_accuracy_onnx_se",
+          "compression", "model_bytes", "onnx_bytes",
           "latency_ms", "latency_ms_batch", "latency_provider", "fp_latency_ms", "speedup_vs_fp",
           "speedup_vs_fp_batch",
           "accuracy_raw", "accuracy_ema", "accuracy_bn", "accuracy_qc", "oscillating_fraction",
@@ -60,7 +61,7 @@ def row(trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any], *,
         "status": "finished" if finished else "failed" if error else "stopped" if stopped else "unfinished",
         "error": error, "stopped_at_stage": metrics.get("stopped_at_stage") if stopped else None, "ilp_seed": _is_seed(config, seeds), "seed": config.get("seed"), "pareto": False,
         "accuracy": get("accuracy"), "accuracy_se": get("metric/accuracy_se"),
-        "test_accuracy": None, "test_accuracy_se": None,
+        "test_accuracy": None, "test_accuracy_se": None, "test_accuracy_onnx": None, "test_accuracy_onnx_se": None,
         "compression": get("compression"),
         "model_bytes": get("model_bytes"), "onnx_bytes": get("onnx_bytes"), "latency_ms": get("latency_ms"),
         "latency_ms_batch": get("latency_ms_batch"), "latency_provider": get("latency_provider"),
@@ -133,6 +134,9 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
     header = (f"{'compression':>11}  {'val ' + metric.name:>16}  {'test ' + metric.name:>16}  {'bytes':>9}  "
               + (f"{'ms':>7}  {'x FP':>5}  " if latency else "") +
               f"{'bits':<12} {'order':<22} {'ema':>7} {'qc':>7} {'bn':>3}  trial")
+    deployed = any(r.get("test_accuracy_onnx") is not None for r in front)
+    if deployed:
+        header = header.replace(f"{'bytes':>9}", f"{'test, in runtime':>16}  {'bytes':>9}", 1)
     lines = [header]
     for r in front:
         bits = "-".join(str(b) for b in json.loads(r["plan"])["weight_bits"].values())
@@ -140,7 +144,8 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
         qc = f"{r['qc_lr']:.1e}" if r["qc"] else "-"
         lines.append(f"{r['compression']:10.2f}x  {_with_se(r['accuracy'], r['accuracy_se']):>16}  "
                      f"{_with_se(r['test_accuracy'], r['test_accuracy_se']):>16}  "
-                     f"{r['model_bytes']:>9,}  " + (f"{_ms(r.get('latency_ms')):>7}  {_speedup(r):>5}  " if latency else "") +
+                     + (f"{_with_se(r.get('test_accuracy_onnx'), r.get('test_accuracy_onnx_se')):>16}  " if deployed else "")
+                     + f"{r['model_bytes']:>9,}  " + (f"{_ms(r.get('latency_ms')):>7}  {_speedup(r):>5}  " if latency else "") +
                      f"{bits:<12} {str(r['order']):<22} {ema:>7} {qc:>7} "
                      f"{'yes' if r['bn'] else '-':>3}  {r['trial_id']}{' (ILP)' if r['ilp_seed'] else ''}")
     runtimes = sorted({str(r.get("latency_provider")) for r in front if r.get("latency_ms") is not None})
@@ -151,6 +156,8 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
     lines.append((f"ms: median latency at batch 1 in {', '.join(runtimes)}; x FP: the FP model's latency over "
                   "the model's, timed alike on the same node; " if latency else "") +
                  f"bits: weight bits of {modules}; val: the validation images the search ranked on; "
-                 "test: held-out images no search decision saw (+- standard error); ema: EMA decay; "
+                 "test: held-out images no search decision saw (+- standard error)"
+                 + ("; test, in runtime: the same images scored from the ONNX file run in that runtime" if deployed else "")
+                 + "; ema: EMA decay; "
                  "qc: QC learning rate; bn: BN statistics re-estimated; (ILP): an ILP seed plan")
     return "\n".join(lines)

@@ -15,7 +15,8 @@ from .results import FIELDS
 
 #: One row per trial. ``plan`` is JSON (``{"weight_bits": {...}, "act_bits": ...}``); metrics of a
 #: failed or unfinished trial are null; ``pareto`` marks the front; ``ilp_seed`` an ILP seed plan,
-#: ``seed`` the trial's random seed; ``test_*`` are set for front models only; ``onnx_bytes`` and
+#: ``seed`` the trial's random seed; ``test_*`` are set for front models only (``test_accuracy_onnx``:
+#: its ONNX file run in ``search.latency_runtime``); ``onnx_bytes`` and
 #: ``latency_*`` describe the trial's ONNX export (median ms at batch 1 and at ``search.latency_batch``,
 #: on ``latency_provider``), ``speedup_vs_fp`` the FP model's latency over the trial's, timed alike on
 #: the same node (below 1: slower than FP). The task's companion
@@ -25,6 +26,7 @@ SCHEMA = pa.schema([
     ("ilp_seed", pa.bool_()), ("seed", pa.int64()), ("pareto", pa.bool_()),
     ("accuracy", pa.float64()), ("accuracy_se", pa.float64()),
     ("test_accuracy", pa.float64()), ("test_accuracy_se", pa.float64()),
+    ("test_accuracy_onnx", pa.float64()), ("test_accuracy_onnx_se", pa.float64()),
     ("compression", pa.float64()), ("model_bytes", pa.int64()), ("onnx_bytes", pa.int64()),
     ("latency_ms", pa.float64()), ("latency_ms_batch", pa.float64()), ("latency_provider", pa.string()),
     ("fp_latency_ms", pa.float64()), ("speedup_vs_fp", pa.float64()), ("speedup_vs_fp_batch", pa.float64()),

@@ -79,6 +79,12 @@ def test_two_trial_search_reports_every_stage(ray_session, tiny_config):
     assert len({r["seed"] for r in table}) == 2 and all(isinstance(r["seed"], int) for r in table)
     front_children = [r for r in children if r.data.tags.get("pareto") == "true"]
     assert front_children and all("test_accuracy" in r.data.metrics for r in front_children)
+    # and each front model's ONNX file, run in ONNX Runtime, scored on the same images
+    for r in table:
+        assert (r["test_accuracy_onnx"] is not None) == r["pareto"], r
+        if r["pareto"]:
+            assert abs(r["test_accuracy_onnx"] - r["test_accuracy"]) <= 2 * r["test_accuracy_se"] + 1e-9
+    assert all("test_accuracy_onnx" in r.data.metrics for r in front_children)
     assert any(line.startswith("scored the") and "test split" in line for line in log)
 
     # mqat report rebuilds the same rows from the directory alone, found also by its run id

@@ -257,3 +257,20 @@ def test_a_missing_openvino_falls_back_to_onnx_runtime_and_says_so(tmp_path, mon
     with pytest.warns(UserWarning, match="OpenVINO is not installed"):
         latency = mqat.onnx_latency(tmp_path / "m.onnx", (3, 8, 8), runs=2, runtime="openvino", device="cpu")
     assert latency.provider == "CPUExecutionProvider"
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_the_deployed_file_runs_behind_its_torch_module(tmp_path, runtime):
+    """``mqat.OnnxModel`` returns the runtime's outputs nested as the torch model's, so a task's
+    ``evaluate`` scores the file as deployed."""
+    if runtime == "openvino":
+        pytest.importorskip("openvino")
+    model = quantized((4, 8, 3), (8, 8, 8))
+    mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
+    deployed = mqat.OnnxModel(tmp_path / "m.onnx", like=model, example_input=torch.randn(1, 3, 8, 8), runtime=runtime)
+    x = torch.randn(7, 3, 8, 8)
+    with torch.no_grad():
+        want = model(x)
+    got = deployed.eval()(x)
+    assert isinstance(got, tuple) and [t.shape for t in got] == [t.shape for t in want]
+    assert_close([t.numpy() for t in got], [t.numpy() for t in want], DEPLOYED)
