@@ -107,7 +107,7 @@ def _stages(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def table_row(replicate: int, point: dict[str, Any], row: dict[str, Any], task) -> dict[str, Any]:
     """One line of the table, the test split scored here (no search decision saw it)."""
-    from search.test_split import final_model
+    from search.held_out import final_model
 
     trial_dir = Path(row["path"]) if row.get("path") else None
     reports = _reports(trial_dir) if trial_dir else []

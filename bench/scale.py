@@ -96,7 +96,7 @@ def run(quick: bool = False) -> list[dict]:
     import optuna
 
     from search.progress import ProgressPrinter
-    from search.scheduler import ParetoASHA, StoppedMarker
+    from search.scheduler import MOASHA, StoppedMarker
     from spaces import SpaceConfig, define_space, with_trial_seed
     from tracking.live_table import LiveTable
     from tracking.mlflow_tracker import MLflowTracker
@@ -127,7 +127,7 @@ def run(quick: bool = False) -> list[dict]:
             def on_trial_error(self, *a, **k):
                 memory.ended()
 
-        scheduler = ParetoASHA(rungs=(0, 1), eta=2, state_dir=work / "search")
+        scheduler = MOASHA(rungs=(0, 1), eta=2, state_dir=work / "search")
         searcher = OptunaSearch(space=space, metric=["accuracy", "compression"], mode=["max", "max"],
                                 sampler=optuna.samplers.RandomSampler(seed=0))
         start = time.perf_counter()

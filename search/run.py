@@ -124,9 +124,9 @@ def _scheduler(config: Config, path: Path):
     """MOASHA (``search.scheduler: moasha``), its rungs saved in the search's directory; or None."""
     if config.search.scheduler != "moasha":
         return None
-    from .scheduler import ParetoASHA
+    from .scheduler import MOASHA
 
-    return ParetoASHA(rungs=config.search.moasha_rungs, eta=config.search.moasha_eta, state_dir=path)
+    return MOASHA(rungs=config.search.moasha_rungs, eta=config.search.moasha_eta, state_dir=path)
 
 
 def _early_stopping_marker(config: Config) -> list:
@@ -339,7 +339,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from .progress import ProgressPrinter
     from .samplers import SamplerContext, make_sampler
     from .searcher import Searcher
-    from .test_split import score_front_on_test
+    from .held_out import score_front_on_test
 
     from trainables.tasks import module_file
 

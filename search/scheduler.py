@@ -24,8 +24,8 @@ from ray.tune import Callback
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from mqat import atomic_write
+from tracking.artifacts import SCHEDULER_FILE as STATE_FILE
 
-STATE_FILE = "scheduler.json"
 
 
 def nondominated_ranks(points: np.ndarray) -> np.ndarray:
@@ -105,7 +105,7 @@ def promoted(records: Mapping[str, Sequence[float]], trial_id: str, eta: int) ->
     return ids.index(trial_id) in order[: math.ceil(len(ids) / eta)]
 
 
-class ParetoASHA(FIFOScheduler):
+class MOASHA(FIFOScheduler):
     """The MOASHA scheduler of ``search.scheduler: moasha`` (see the module's docstring)."""
 
     def __init__(self, rungs: Sequence[int] = (0, 1), eta: int = 2, state_dir: str | Path | None = None):

@@ -19,12 +19,12 @@ from typing import Any
 
 from ray.tune import Callback
 
+from .artifacts import MODEL_FILE, ONNX_FILE
 from .live_table import LiveTable
 from .objectives import complete, maximised
 from .pareto import REFERENCE, hypervolume
 from .results import error_line
 
-MODEL_FILE, ONNX_FILE = "model.mqat", "model.onnx"
 #: MLflow 3 opens an experiment of no declared kind on its GenAI view ("Traces 0"); this kind,
 #: the value its UI reads from the ``mlflow.experimentKind`` tag, opens the runs table.
 EXPERIMENT_KIND = "custom_model_development"

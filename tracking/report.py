@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .artifacts import SCHEDULER_FILE
 from .live_table import LATENCY_PLOT_FILE, PLOT_FILE, TABLE_FILE, LiveTable
 from .metric import Metric
 from .objectives import DEFAULT
@@ -14,7 +15,6 @@ from .results import mark_front, row
 SEEDS_FILE, FP_FILE, TEST_FILE = "seeds.json", "fp_metrics.json", "test_scores.json"
 TASK_FILE = "task.json"
 #: The files the driver writes into a search beside Tune's (copied up to an object store).
-SCHEDULER_FILE = "scheduler.json"  # MOASHA's rungs (search.scheduler), read back by a resumed driver
 DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE, LATENCY_PLOT_FILE, SCHEDULER_FILE)
 TEST_FIELDS = ("test_accuracy", "test_accuracy_se", "test_accuracy_onnx", "test_accuracy_onnx_se")
 

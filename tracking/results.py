@@ -35,10 +35,15 @@ def error_text(trial) -> str:
     return str(trial.get_error() or "")
 
 
+def last_line(text: str, limit: int = 500, default: str = "error") -> str:
+    """The last non-blank line of a traceback (its exception), at most ``limit`` characters."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip()[:limit] if lines else default
+
+
 def error_line(trial, limit: int = 500) -> str:
     """The last line of a failed trial's traceback (its exception), at most ``limit`` characters."""
-    lines = [line for line in error_text(trial).splitlines() if line.strip()]
-    return lines[-1].strip()[:limit] if lines else "error"
+    return last_line(error_text(trial), limit)
 
 
 def _is_seed(config: Mapping[str, Any], seeds: Iterable[Mapping[str, Any]]) -> bool:
@@ -100,8 +105,7 @@ def collect(grid, seeds: Iterable[Mapping[str, Any]] = (), companions: Iterable[
         metrics = result.metrics or {}
         error = None
         if result.error is not None:
-            error = str(result.error).strip().splitlines()[-1][:500] if str(result.error).strip() \
-                else type(result.error).__name__
+            error = last_line(str(result.error), default=type(result.error).__name__)
         trial_id = metrics.get("trial_id") or (result.path.rstrip("/").split("/")[-1] if result.path else "?")
         rows.append(row(trial_id, result.config or {}, metrics, error=error, seeds=seeds,
                         path=str(result.path) if result.path else None, companions=companions,

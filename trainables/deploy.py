@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import mqat
+from tracking.artifacts import ONNX_FILE
 
 from .tasks import example_input
 
-ONNX_FILE = "model.onnx"
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,15 @@ import torch
 
 import mqat
 from spaces import trial_settings
+from tracking.artifacts import FLOW_STATE_FILE as STATE_FILE
+from tracking.artifacts import MODEL_FILE
 
-from .deploy import ONNX_FILE, DeploySettings, export_and_time, speedup_vs_fp
+from tracking.artifacts import ONNX_FILE
+
+from .deploy import DeploySettings, export_and_time, speedup_vs_fp
 from .faults import fault_for, with_fault
 from .tasks import get_task
 
-STATE_FILE = "flow_state.pt"
-MODEL_FILE = "model.mqat"
 
 
 @dataclass(frozen=True)

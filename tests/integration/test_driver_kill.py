@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,9 +26,11 @@ def _finals(experiment: Path) -> dict[str, int]:
             for t in experiment.glob("train_mqat_*")}
 
 
-@pytest.mark.slow
-def test_driver_sigkill_then_resume(tmp_path):
-    path = write_tiny_config(tmp_path, {"num_samples": 6, "max_concurrent": 2})
+def _killed(tmp_path: Path, until, *, num_samples: int = 6, settle: float = 0.0) -> SimpleNamespace:
+    """A tiny search started by the CLI and SIGKILLed (the driver only: no chance to clean up or
+    save) once ``until(experiment)`` holds, ``settle`` seconds later; what a resume needs, and the
+    reports of the trials that had finished."""
+    path = write_tiny_config(tmp_path, {"num_samples": num_samples, "max_concurrent": 2})
     ray_tmp = short_ray_tmp()
     env = {**os.environ, "RAY_TMPDIR": ray_tmp}
     command = [sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet"]
@@ -37,22 +40,38 @@ def test_driver_sigkill_then_resume(tmp_path):
         deadline, experiment = time.monotonic() + 300, None
         while time.monotonic() < deadline and experiment is None:
             runs = list((tmp_path / "out" / "ray").glob("tiny-*"))
-            if runs and sum(_finals(runs[0]).values()) >= 2 and len(_finals(runs[0])) >= 3:
-                experiment = runs[0]          # two trials done, at least one more under way
+            if runs and until(runs[0]):
+                experiment = runs[0]
             time.sleep(0.2)
         assert experiment is not None, "no trial finished in time"
-        driver.send_signal(signal.SIGKILL)   # the driver only: no chance to clean up or save
+        time.sleep(settle)
+        driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
+    finally:
         # what the driver had started (its local Ray) loses its parent; reap it, by pid
         kill_all(session=driver.pid, path=ray_tmp)
-        assert not started_by(session=driver.pid, path=ray_tmp)
-        kept = {name: read_reports(experiment / name) for name, n in _finals(experiment).items() if n}
+    kept = {name: read_reports(experiment / name) for name, n in _finals(experiment).items() if n}
+    return SimpleNamespace(experiment=experiment, command=command, env=env, ray_tmp=ray_tmp, kept=kept,
+                           pid=driver.pid)
 
-        second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True,
-                                timeout=600, start_new_session=True)
+
+def _resume(run: SimpleNamespace, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``--resume`` of a killed search, then every process of its Ray reaped."""
+    try:
+        return subprocess.run([*run.command, "--resume"], env=run.env, capture_output=True, text=True,
+                              timeout=timeout, start_new_session=True)
     finally:
-        kill_all(session=driver.pid, path=ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+        kill_all(path=run.ray_tmp)
+        shutil.rmtree(run.ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_driver_sigkill_then_resume(tmp_path):
+    # two trials done, at least one more under way
+    run = _killed(tmp_path, lambda e: sum(_finals(e).values()) >= 2 and len(_finals(e)) >= 3)
+    experiment, kept = run.experiment, run.kept
+    assert not started_by(session=run.pid, path=run.ray_tmp)
+    second = _resume(run)
     assert second.returncode == 0, second.stderr[-3000:]
     assert 2 <= len(kept) < 6
     for name, reports in kept.items():                        # not rerun: not one report more
@@ -139,32 +158,6 @@ def test_rounds_of_sigkill_and_sigint_then_resume_keep_the_record_whole(tmp_path
 TUNE_STATE = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl", "callback-states-*.pkl")
 
 
-def _killed_after(tmp_path: Path, finished: int, num_samples: int = 6):
-    """A tiny search SIGKILLed once ``finished`` trials have reported their end; its directory,
-    the CLI command, its environment and the finished trials' reports."""
-    path = write_tiny_config(tmp_path, {"num_samples": num_samples, "max_concurrent": 2})
-    ray_tmp = short_ray_tmp()
-    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
-    command = [sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet"]
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        deadline, experiment = time.monotonic() + 300, None
-        while time.monotonic() < deadline and experiment is None:
-            runs = list((tmp_path / "out" / "ray").glob("tiny-*"))
-            if runs and sum(_finals(runs[0]).values()) >= finished:
-                experiment = runs[0]
-            time.sleep(0.2)
-        assert experiment is not None, "no trial finished in time"
-        time.sleep(1.0)  # past the snapshot that follows the last final report
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        kill_all(session=driver.pid, path=ray_tmp)
-    kept = {name: read_reports(experiment / name) for name, n in _finals(experiment).items() if n}
-    return experiment, command, env, ray_tmp, kept
-
-
 def _truncate_tune_state(experiment: Path) -> list[str]:
     """What a driver killed while Tune writes its state leaves: the state files at 0 bytes."""
     truncated = []
@@ -179,15 +172,11 @@ def _truncate_tune_state(experiment: Path) -> list[str]:
 def test_truncated_tune_state_then_resume_keeps_every_finished_trial(tmp_path):
     """Tune's state files truncated by a kill: ``--resume`` restores them from the last good copy
     kept beside the search; the finished trials keep their rows, results and MLflow runs."""
-    experiment, command, env, ray_tmp, kept = _killed_after(tmp_path, finished=3)
+    run = _killed(tmp_path, lambda e: sum(_finals(e).values()) >= 3, settle=1.0)  # past the next snapshot
+    experiment, kept = run.experiment, run.kept
     truncated = _truncate_tune_state(experiment)
     assert any(name.startswith("experiment_state-") for name in truncated), truncated
-    try:
-        second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True,
-                                timeout=600, start_new_session=True)
-    finally:
-        kill_all(path=ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    second = _resume(run)
     assert second.returncode == 0, second.stderr[-3000:]
     assert len(kept) >= 3
     rows, client, parent, children = _record(tmp_path, experiment)
@@ -204,16 +193,12 @@ def test_truncated_tune_state_then_resume_keeps_every_finished_trial(tmp_path):
 
 @pytest.mark.slow
 def test_truncated_tune_state_without_a_good_copy_is_refused_in_one_line(tmp_path):
-    experiment, command, env, ray_tmp, kept = _killed_after(tmp_path, finished=1, num_samples=4)
+    run = _killed(tmp_path, lambda e: sum(_finals(e).values()) >= 1, num_samples=4, settle=1.0)
+    experiment = run.experiment
     _truncate_tune_state(experiment)
     shutil.rmtree(experiment / ".tune-state-kept", ignore_errors=True)
     before = sorted(p.relative_to(experiment) for p in experiment.rglob("*"))
-    try:
-        second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True,
-                                timeout=300, start_new_session=True)
-    finally:
-        kill_all(path=ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    second = _resume(run, timeout=300)
     assert second.returncode == 2, second.stderr[-3000:]
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and "unreadable" in lines[0] and "start a new search" in lines[0], lines

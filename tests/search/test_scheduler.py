@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from search.scheduler import ParetoASHA, crowding, nondominated_ranks, promoted
+from search.scheduler import MOASHA, crowding, nondominated_ranks, promoted
 
 
 def stage_result(stage, accuracy, plan_compression, final=False):
@@ -26,7 +26,7 @@ def test_ranks_and_crowding():
 
 
 def test_a_dominated_trial_is_stopped_and_a_front_trial_promoted(tmp_path):
-    scheduler = ParetoASHA(rungs=(0,), eta=2, state_dir=tmp_path)
+    scheduler = MOASHA(rungs=(0,), eta=2, state_dir=tmp_path)
     # the first eta trials pass: too few records to judge
     assert report(scheduler, "a", 0, 0.50, 4.0) == TrialScheduler.CONTINUE
     assert report(scheduler, "b", 0, 0.40, 8.0) == TrialScheduler.CONTINUE
@@ -47,21 +47,21 @@ def test_the_top_fraction_follows_eta():
 
 
 def test_the_rungs_survive_a_driver_restart(tmp_path):
-    first = ParetoASHA(rungs=(0, 1), eta=2, state_dir=tmp_path)
+    first = MOASHA(rungs=(0, 1), eta=2, state_dir=tmp_path)
     for trial_id, accuracy in (("a", 0.5), ("b", 0.4)):
         report(first, trial_id, 0, accuracy, 4.0)
     saved = json.loads((tmp_path / "scheduler.json").read_text())
     assert saved["records"]["0"] == {"a": [0.5, 4.0], "b": [0.4, 4.0]}
     # a new scheduler (a resumed driver) reads them: c is the third record and dominated
-    resumed = ParetoASHA(rungs=(0, 1), eta=2, state_dir=tmp_path)
+    resumed = MOASHA(rungs=(0, 1), eta=2, state_dir=tmp_path)
     assert report(resumed, "c", 0, 0.3, 4.0) == TrialScheduler.STOP
     # without the saved records it would have passed as the first one
-    assert report(ParetoASHA(rungs=(0, 1), eta=2), "c", 0, 0.3, 4.0) == TrialScheduler.CONTINUE
+    assert report(MOASHA(rungs=(0, 1), eta=2), "c", 0, 0.3, 4.0) == TrialScheduler.CONTINUE
 
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="eta >= 2"):
-        ParetoASHA(eta=1)
+        MOASHA(eta=1)
 
 
 def test_ranks_match_peeling_fronts_one_by_one():

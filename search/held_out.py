@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import mqat
+from tracking.artifacts import MODEL_FILE, ONNX_FILE
 
-MODEL_FILE = "model.mqat"
-ONNX_FILE = "model.onnx"
 
 
 def final_model(trial_dir: str | Path, task):
