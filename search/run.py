@@ -62,6 +62,16 @@ class SearchResult:
         return [r for r in self.rows if r.get("pareto")]
 
 
+def _sampler(config: Config, prepared: Prepared, seeds: int):
+    """The configured Optuna sampler, with what the search knows before any trial runs."""
+    from .samplers import SamplerContext, make_sampler
+
+    checked = prepared.checked
+    return make_sampler(config.search.sampler, SamplerContext(
+        config.search.seed, seeds, config.search.max_concurrent, config.space, prepared.table,
+        checked.weight_counts, checked.fp_weights))
+
+
 def _space_function(config: Config, prepared: Prepared):
     """The method's define-by-run space, each trial given its own seed from ``search.seed``."""
     from spaces import define_space, ilp_space, uniform_space, with_trial_seed
@@ -336,10 +346,9 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from tracking.results import collect
 
     from . import tune_state
-    from .progress import ProgressPrinter
-    from .samplers import SamplerContext, make_sampler
-    from .searcher import Searcher
     from .held_out import score_front_on_test
+    from .progress import ProgressPrinter
+    from .searcher import Searcher
 
     from trainables.tasks import module_file
 
@@ -369,18 +378,17 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         callbacks = (_early_stopping_marker(config) + [printer, recorder] + _watch(config)
                      + [tune_state.StateKeeper(location)])
         metrics, modes = objectives(config)
+        first = prepared.seeds if points is None else points
         searcher = Searcher(space=_space_function(config, prepared), metric=metrics, mode=modes,
-                                points_to_evaluate=(prepared.seeds if points is None else points) or None,
-                                sampler=make_sampler(config.search.sampler, SamplerContext(
-                                    config.search.seed, len(prepared.seeds), config.search.max_concurrent,
-                                    config.space, prepared.table, checked.weight_counts, checked.fp_weights)))
+                            points_to_evaluate=first or None, sampler=_sampler(config, prepared, len(first)))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(config, path),
                                         num_samples=config.search.num_samples,
                                         max_concurrent_trials=config.search.max_concurrent,
                                         reuse_actors=config.search.reuse_actors),
-            run_config=tune.RunConfig(name=name, storage_path=storage_root(config), stop=_budget(config, modules, location),
+            run_config=tune.RunConfig(name=name, storage_path=storage_root(config),
+                                      stop=_budget(config, modules, location),
                                       failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
                                       # one checkpoint per trial, each followed by a snapshot of the
                                       # experiment: a driver killed at any moment loses no stage
