@@ -8,20 +8,27 @@ from typing import Any
 from mqat import atomic_write
 
 
+NICE = (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # compressions worth a label wherever trials lie
+
+
 def front_ticks(front: list[float], every: list[float], *, min_gap: float = 0.07) -> list[float]:
-    """The front's compressions as x ticks (log axis), thinned so that neighbouring labels sit at
-    least ``min_gap`` of the axis' log span apart: front points close together (14.75x, 15.4x,
-    15.9x) would print their labels over each other."""
-    ticks = sorted({round(c, 1) for c in front})
-    if not ticks:
+    """X ticks (log axis) that read across the whole range of ``every`` trial's compression: the
+    front's compressions, and round values (:data:`NICE`) between them where there is room (the
+    grey trials at 4-9x had no label when only the front's were shown); thinned so that
+    neighbouring labels sit at least ``min_gap`` of the axis' log span apart (14.75x, 15.4x, 15.9x
+    would print over each other). The front's labels go first."""
+    values = [c for c in every + front if c > 0]
+    if not values:
         return [1, 2, 4, 8, 16]
-    values = [c for c in every + front if c > 0] or ticks
-    gap = min_gap * max(math.log10(max(values) / min(values)), 0.1)
-    kept = [ticks[0]]
-    for tick in ticks[1:]:
-        if math.log10(tick / kept[-1]) >= gap:
+    low, high = min(values), max(values)
+    gap = min_gap * max(math.log10(high / low), 0.1)
+    kept: list[float] = []
+    front_first = sorted({round(c, 1) for c in front})
+    nice = [float(n) for n in NICE if low / 1.05 <= n <= high * 1.05]
+    for tick in front_first + nice:
+        if all(abs(math.log10(tick / k)) >= gap for k in kept):
             kept.append(tick)
-    return kept
+    return sorted(kept)
 
 
 def plot_front(rows: list[dict[str, Any]], path: str | Path, *, fp_accuracy: float | None = None,

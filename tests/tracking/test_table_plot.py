@@ -99,9 +99,19 @@ def test_front_ticks_leave_room_for_every_label():
     # the case seen: 14.75x, 15.4x and 15.9x on one front print over each other
     front = [2.0, 4.1, 14.75, 15.4, 15.9]
     ticks = front_ticks(front, front + [3.0, 9.0])
-    assert ticks[:2] == [2.0, 4.1] and 14.8 in ticks and 15.4 not in ticks
+    assert {2.0, 4.1, 14.8} <= set(ticks) and 15.4 not in ticks
     span = math.log10(15.9 / 2.0)
     assert all(math.log10(b / a) >= 0.07 * span for a, b in zip(ticks, ticks[1:]))
-    # well spread points all keep their label; no front, the default ticks
-    assert front_ticks([2.0, 4.0, 8.0], [2.0, 4.0, 8.0]) == [2.0, 4.0, 8.0]
-    assert front_ticks([], [3.0]) == [1, 2, 4, 8, 16]
+    # well spread points all keep their label, round values between them where there is room
+    assert front_ticks([2.0, 4.0, 8.0], [2.0, 4.0, 8.0]) == [2.0, 3.0, 4.0, 6.0, 8.0]
+    assert front_ticks([], []) == [1, 2, 4, 8, 16]
+
+
+def test_ticks_read_across_every_trial_not_only_the_front():
+    """Trials at 4-9x with a front only at 14-16x had no label between them (issue 21)."""
+    every = [4.0, 4.5, 6.2, 7.9, 9.1, 14.6, 15.8]
+    ticks = front_ticks([14.6, 15.8], every)
+    assert 14.6 in ticks and {4.0, 6.0, 8.0} <= set(ticks)
+    span = math.log10(15.8 / 4.0)
+    assert all(math.log10(b / a) >= 0.07 * span for a, b in zip(ticks, ticks[1:]))
+    assert front_ticks([], [3.0, 12.0]) == [3.0, 4.0, 6.0, 8.0, 12.0]
