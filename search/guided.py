@@ -6,11 +6,11 @@ across modules (the ILP's own assumption). So the sampler models a plan's accura
 ``a0 - sum_m d_m(b_m)``, the drops ``d_m(b)`` starting from the sensitivity table (scaled to
 accuracy by a least-squares fit) and corrected by every finished trial (ridge regression towards
 that prior); then it looks at the current front (accuracy against compression) for its largest
-gap, solves the ILP with the fitted drops at the compression target in that gap, and proposes that
+gap, solves the ILP with the fitted drops at the compression target in that gap, and suggests that
 plan with the order that has done best so far against the model (an order never tried first).
 A plan tried with two orders gives way to the next best plan at the target; a plan and order
-already tried is never proposed again while an untried one is left.
-It proposes only the order and the bits; every other parameter is sampled independently (random).
+already tried is never suggested again while an untried one is left.
+It suggests only the order and the bits; every other parameter is sampled independently (random).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ REFERENCE = (0.0, 1.0)  # the hypervolume's (tracking.pareto's): no accuracy, no
 
 
 class GuidedSampler(BaseSampler):
-    """Proposes ``order`` and ``bits_<module>`` from the fitted additive model and the ILP."""
+    """Suggests ``order`` and ``bits_<module>`` from the fitted additive model and the ILP."""
 
     def __init__(self, *, sensitivity: Mapping[str, Mapping[int, float]], weight_counts: Mapping[str, int],
                  fp_weights: int, bits: Sequence[int], orders: Sequence[str], seed: int | None = None,
@@ -59,7 +59,7 @@ class GuidedSampler(BaseSampler):
             return {}
         others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number and planned in t.params]
         running = [t.params for t in others if t.state == TrialState.RUNNING]
-        plan, order = self.propose(done, {self._key(t.params) for t in others}, running)
+        plan, order = self.suggest(done, {self._key(t.params) for t in others}, running)
         return {**({"order": order} if self.orders else {}), **{f"bits_{m}": b for m, b in plan.items()}}
 
     def sample_independent(self, study, trial, param_name, param_distribution):
@@ -106,7 +106,7 @@ class GuidedSampler(BaseSampler):
             residuals.setdefault(t.params.get("order"), []).append(t.values[0] - predicted)
         return {o: sum(r) / (len(r) + 2) for o, r in residuals.items()}
 
-    def propose(self, done, tried: set, running=()) -> tuple[dict[str, int], str | None]:
+    def suggest(self, done, tried: set, running=()) -> tuple[dict[str, int], str | None]:
         """The untried plan and order whose optimistic prediction (mean plus one standard
         deviation) adds most hypervolume to the front of the finished trials, the ``running`` ones
         counted at their predicted accuracy (so that two workers do not chase one gap); the most

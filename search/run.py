@@ -328,7 +328,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                ray_temp_dir: str | None = None, points: list[dict[str, Any]] | None = None) -> SearchResult:
     """Run (or resume) the search a config describes and return its trials and front.
     ``points``: configurations of the space to run first, in place of the ILP seeds (a recorded
-    benchmark's grid, plans a user already knows); the sampler proposes the rest."""
+    benchmark's grid, plans a user already knows); the sampler suggests the rest."""
     config, checked, faults = validate(config, num_samples=num_samples, resume=resume,
                                        progress=progress, address=address)
     location = latest_experiment(config) if resume else None
