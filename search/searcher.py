@@ -8,8 +8,8 @@ its samplers leave out of their model of finished trials.
 """
 from __future__ import annotations
 
-from ray.tune.search.optuna import OptunaSearch
 from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
 
 
 class Searcher(OptunaSearch):

@@ -20,7 +20,6 @@ from tracking.artifacts import ONNX_FILE
 from .tasks import example_input
 
 
-
 @dataclass(frozen=True)
 class DeploySettings:
     """What a trial does with its final model beyond the packed file (``search.onnx`` ...)."""

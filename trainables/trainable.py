@@ -22,14 +22,11 @@ import torch
 import mqat
 from spaces import trial_settings
 from tracking.artifacts import FLOW_STATE_FILE as STATE_FILE
-from tracking.artifacts import MODEL_FILE
-
-from tracking.artifacts import ONNX_FILE
+from tracking.artifacts import MODEL_FILE, ONNX_FILE
 
 from .deploy import DeploySettings, export_and_time, speedup_vs_fp
 from .faults import fault_for, with_fault
 from .tasks import get_task
-
 
 
 @dataclass(frozen=True)
