@@ -137,12 +137,16 @@ def _fp_hash(prepared) -> str:
     return digest.hexdigest()[:16]
 
 
+class TableMismatch(ValueError):
+    """This run cannot add to the table (another FP model): bad input, one line, exit 2."""
+
+
 def _check_meta(prepared, meta: dict[str, Any]) -> dict[str, Any]:
     """The table's FP model must be this run's: the same weights, or the rows would not compare."""
     fp = {"hash": _fp_hash(prepared), "val_accuracy": prepared.fp_metrics.get("accuracy"),
           "test_accuracy": prepared.fp_metrics.get("test_accuracy")}
     if meta.get("fp") and meta["fp"]["hash"] != fp["hash"]:
-        raise SystemExit(f"bench.record: error: this run's FP model ({fp}) is not the table's ({meta['fp']}): "
+        raise TableMismatch(f"this run's FP model ({fp}) is not the table's ({meta['fp']}): "
                          f"continue on the machine and settings that made {TABLE.name}, or start a new table")
     return {**meta, "fp": fp}
 
@@ -234,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.chunk < 1 or (args.limit is not None and args.limit < 1):
         print("bench.record: error: --chunk and --limit must be at least 1", file=sys.stderr)
         return 2
-    record(chunk=args.chunk, limit=args.limit, output_dir=args.output_dir, cache_dir=args.cache_dir)
+    try:
+        record(chunk=args.chunk, limit=args.limit, output_dir=args.output_dir, cache_dir=args.cache_dir)
+    except TableMismatch as err:  # another FP model than the table's: nothing appended
+        print(f"bench.record: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
