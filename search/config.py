@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from spaces import SpaceConfig
-from tracking.objectives import check_objectives
+from tracking.objectives import check_objectives, of, on_export
 from trainables.pretrain import PretrainConfig
 from trainables.tasks import DEFAULT_TASK, check_task, get_task
 
@@ -176,8 +176,9 @@ class SearchConfig:
                              f"but got {self.moasha_eta} and {list(self.moasha_rungs)}")
         if self.budget_trials is not None and not self.budget_trials > 0:
             raise ValueError(f"search.budget_trials must be > 0 (or null), but got {self.budget_trials}")
-        if "latency" in self.objectives and not self.onnx:
-            raise ValueError("search.objectives has latency, which is measured on the ONNX export: "
+        if on_export(self.objectives) and not self.onnx:
+            measured = [o.name for o in of(self.objectives) if o.onnx]
+            raise ValueError(f"search.objectives has {', '.join(measured)}, measured on the ONNX export: "
                              "set search.onnx: true")
         from mqat import LAYOUTS, RUNTIMES
 

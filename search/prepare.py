@@ -15,7 +15,9 @@ from typing import Any
 
 import mqat
 from spaces import ilp_targets, seed_points
+from tracking.objectives import on_export
 from trainables.pretrain import cache_key, cached_checkpoint, load_model, load_state_dict, pretrain
+from trainables.tasks import example_input
 
 from .config import Config, ConfigError
 
@@ -109,12 +111,20 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
                                  choices=list(config.space.weight_bits),
                                  act_bits=config.space.top_act_bits)
     seeds = seed_points(plans, config.space, table) if search.method == "mqat" and search.ilp_seeds else []
-    fp_metrics = dict(fp.metrics)
-    if "latency" in search.objectives:
+    fp_metrics = {**fp.metrics, "bops": fp_bops(task, model)}
+    if on_export(search.objectives):
         fp_metrics.update(fp_latency(config, task, model))
         log(f"FP model: {fp_metrics['latency_ms']:.2f} ms at batch 1 in {fp_metrics['latency_provider']} on this "
             "machine; the hypervolume's latency reference is twice that")
     return Prepared(checked, load_state_dict(fp.checkpoint), fp_metrics, table, plans, seeds)
+
+
+def fp_bops(task, model) -> float:
+    """The FP model's bit operations (MACs at 32-bit weights and inputs): a BOPs objective's
+    reference, and the scale a trial's BOPs are read against."""
+    full = mqat.FULL_PRECISION
+    plan = mqat.BitPlan(dict.fromkeys(task.module_map.names, full), act_bits=full)
+    return mqat.model_size(model, plan, task.module_map, example_input=example_input(task).cpu()).bops
 
 
 def fp_latency(config: Config, task, model) -> dict[str, Any]:

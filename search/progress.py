@@ -7,7 +7,7 @@ from ray.tune import Callback
 
 from spaces import describe_point
 from tracking import pareto_mask
-from tracking.objectives import DEFAULT, complete, maximised, of
+from tracking.objectives import DEFAULT, complete, extra, maximised, of
 
 
 class ProgressPrinter(Callback):
@@ -34,9 +34,9 @@ class ProgressPrinter(Callback):
     def _front(self) -> str:
         mask = pareto_mask(maximised(self.points, self.objectives))
         front = sorted((p for p, keep in zip(self.points, mask) if keep), key=lambda p: p["compression"])
-        latency = "latency" in self.objectives
-        return " ".join(f"{p['compression']:.1f}x:{p['accuracy']:.3f}" + (f"@{p['latency_ms']:.1f}ms" if latency else "")
-                        for p in front)
+        others = extra(self.objectives)
+        return " ".join(f"{p['compression']:.1f}x:{p['accuracy']:.3f}"
+                        + "".join("@" + o.show(p[o.key]).replace(" ", "") for o in others) for p in front)
 
     def _point(self, result) -> dict[str, float] | None:
         """The objectives a finished trial reported, or None (a trial that reported no end)."""
@@ -78,9 +78,9 @@ class ProgressPrinter(Callback):
         point = self._point(result)
         if point is not None:
             self.points.append(point)
-            latency = f", {point['latency_ms']:.1f} ms" if "latency" in self.objectives else ""
+            others = "".join(f", {o.show(point[o.key])}" for o in extra(self.objectives))
             self.log(f"{self._status(trials, trial)} {trial.trial_id}: {self.metric_name} {result['accuracy']:.3f} at "
-                     f"{result['compression']:.2f}x{latency} | front {self._front()}")
+                     f"{result['compression']:.2f}x{others} | front {self._front()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._restore(trials, trial)

@@ -37,14 +37,6 @@ _AUTH_MODE_IS_OURS = "RAY_AUTH_MODE" not in os.environ
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
-def objectives(config: Config) -> tuple[list[str], list[str]]:
-    """The metrics the searcher optimises and their modes (``search.objectives``)."""
-    from tracking.objectives import of
-
-    chosen = of(config.search.objectives)
-    return [o.key for o in chosen], [o.mode for o in chosen]
-
-
 @dataclass
 class SearchResult:
     """The finished search: its local directory (the table and plot), one row per trial, the
@@ -88,11 +80,13 @@ def _space_function(config: Config, prepared: Prepared):
 
 
 @contextlib.contextmanager
-def _stage_reports_without_latency(config: Config):
-    """Tune checks that every report holds every objective; a trial times its model only at the
-    end (its stages have no export), so with a latency objective the check is off for this fit."""
+def _stage_reports_without_every_objective(config: Config):
+    """Tune checks that every report holds every objective; some are measured only at the end
+    (latency: the stages have no export), so with one of those the check is off for this fit."""
+    from tracking.objectives import of
+
     key = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
-    if "latency" not in config.search.objectives:
+    if all(o.stage_key == o.key for o in of(config.search.objectives)):
         yield
         return
     before = os.environ.get(key)
@@ -134,18 +128,24 @@ def _scheduler(config: Config, path: Path):
     """MOASHA (``search.scheduler: moasha``), its rungs saved in the search's directory; or None."""
     if config.search.scheduler != "moasha":
         return None
+    from tracking.objectives import ranked_at_stages
+
     from .scheduler import MOASHA
 
-    return MOASHA(rungs=config.search.moasha_rungs, eta=config.search.moasha_eta, state_dir=path)
+    metrics = [(o.stage_key, o.mode) for o in ranked_at_stages(config.search.objectives)]
+    return MOASHA(rungs=config.search.moasha_rungs, eta=config.search.moasha_eta, state_dir=path, metrics=metrics)
 
 
 def _early_stopping_marker(config: Config) -> list:
     """The callback that marks a stopped trial's last report (first: the others read the mark)."""
     if config.search.scheduler != "moasha":
         return []
+    from tracking.objectives import ranked_at_stages
+
     from .scheduler import StoppedMarker
 
-    return [StoppedMarker()]
+    renamed = [(o.stage_key, o.key) for o in ranked_at_stages(config.search.objectives) if o.stage_key != o.key]
+    return [StoppedMarker(renamed)]
 
 
 def _budget(config: Config, modules: list[str], location: str):
@@ -202,11 +202,9 @@ def _tracker(config: Config, prepared: Prepared, table, location: str):
     artifacts = {"seeds": prepared.seeds, "sensitivity": prepared.table.to_dict(),
                  "plans": {f"{t:g}": p.to_dict() for t, p in prepared.plans.items()},
                  "fp_metrics": prepared.fp_metrics}
-    fp_latency = prepared.fp_metrics.get("latency_ms")
     return MLflowTracker(uri=uri, experiment=tracking.experiment or config.name, search_path=location,
                          table=table, params=params, artifacts=artifacts,
-                         reference=reference(config.search.objectives,
-                                             latency_ms=2 * fp_latency if fp_latency else None))
+                         reference=reference(config.search.objectives, prepared.fp_metrics))
 
 
 def _follow_the_cluster() -> None:
@@ -342,6 +340,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from ray import tune
 
     from tracking.live_table import TableCallback
+    from tracking.objectives import metrics_and_modes
     from tracking.report import save_search_info, save_test_scores
     from tracking.results import collect
 
@@ -377,7 +376,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         recorder = _tracker(config, prepared, table, location) if config.tracking.enabled else TableCallback(table)
         callbacks = (_early_stopping_marker(config) + [printer, recorder] + _watch(config)
                      + [tune_state.StateKeeper(location)])
-        metrics, modes = objectives(config)
+        metrics, modes = metrics_and_modes(config.search.objectives)
         first = prepared.seeds if points is None else points
         searcher = Searcher(space=_space_function(config, prepared), metric=metrics, mode=modes,
                             points_to_evaluate=first or None, sampler=_sampler(config, prepared, len(first)))
@@ -394,7 +393,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
                                       # experiment: a driver killed at any moment loses no stage
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       callbacks=callbacks, verbose=0))
-    with _stage_reports_without_latency(config):
+    with _stage_reports_without_every_objective(config):
         grid = tuner.fit()
     rows = collect(grid, prepared.seeds, metric.companions, modules, config.search.objectives)
     score_front_on_test(grid, rows, checked.task, log=log,

@@ -1,9 +1,10 @@
 """MOASHA: Pareto-aware asynchronous successive halving over a trial's MQAT stages.
 
 A trial reports after every stage. At a rung (a stage index, ``search.moasha_rungs``) it is
-ranked against every trial that reached that rung before it, by non-dominated sorting on two
-objectives: its accuracy so far, and its plan's final compression (known before it trains,
-reported as ``plan_compression``); within a front, by crowding distance (NSGA-II's, larger is
+ranked against every trial that reached that rung before it, by non-dominated sorting on the
+search's objectives that a stage reports (``Objective.stage_key``): its accuracy so far, and its
+plan's final compression (known before it trains, reported as ``plan_compression``); within a
+front, by crowding distance (NSGA-II's, larger is
 better: the ends of a front are kept). It goes on when it ranks in the top ``1 / eta``, and is
 stopped otherwise (Schmucker et al., "Multi-objective asynchronous successive halving", 2021).
 Until a rung has more than ``eta`` records, every trial passes it: one or two records say nothing.
@@ -105,19 +106,26 @@ def promoted(records: Mapping[str, Sequence[float]], trial_id: str, eta: int) ->
     return ids.index(trial_id) in order[: math.ceil(len(ids) / eta)]
 
 
-class MOASHA(FIFOScheduler):
-    """The MOASHA scheduler of ``search.scheduler: moasha`` (see the module's docstring)."""
+#: what MOASHA ranks by unless told: (a stage report's key, its mode) for accuracy and compression
+RANKED = (("accuracy", "max"), ("plan_compression", "max"))
 
-    def __init__(self, rungs: Sequence[int] = (0, 1), eta: int = 2, state_dir: str | Path | None = None):
+
+class MOASHA(FIFOScheduler):
+    """The MOASHA scheduler of ``search.scheduler: moasha`` (see the module's docstring).
+    ``metrics``: the stage reports' keys it ranks by, with their modes."""
+
+    def __init__(self, rungs: Sequence[int] = (0, 1), eta: int = 2, state_dir: str | Path | None = None,
+                 metrics: Sequence[tuple[str, str]] = RANKED):
         super().__init__()
         if eta < 2 or not rungs or min(rungs) < 0:
             raise ValueError(f"MOASHA needs eta >= 2 and stage rungs >= 0, but got eta {eta} and rungs {list(rungs)}")
         self.rungs, self.eta = tuple(sorted(set(rungs))), int(eta)
+        self.metrics = tuple((key, mode) for key, mode in metrics)
         self.state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
-        self.records: dict[int, dict[str, tuple[float, float]]] | None = None  # read on first use
+        self.records: dict[int, dict[str, tuple[float, ...]]] | None = None  # read on first use
         self.decisions, self.decision_seconds, self.stopped = 0, 0.0, 0
 
-    def _records(self) -> dict[int, dict[str, tuple[float, float]]]:
+    def _records(self) -> dict[int, dict[str, tuple[float, ...]]]:
         if self.records is None:
             self.records = {rung: {} for rung in self.rungs}
             if self.state_path is not None and self.state_path.is_file():  # a resumed driver
@@ -133,11 +141,13 @@ class MOASHA(FIFOScheduler):
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.state_path, lambda f: f.write(json.dumps(state).encode()))
 
-    def decide(self, trial_id: str, stage: int, accuracy: float, plan_compression: float) -> str:
-        """Record a trial's result at a rung and return CONTINUE or STOP."""
+    def decide(self, trial_id: str, stage: int, *values: float) -> str:
+        """Record a trial's result at a rung (its ``metrics``' values, in order) and return
+        CONTINUE or STOP."""
         start = time.perf_counter()
         records = self._records().setdefault(stage, {})
-        records[trial_id] = (float(accuracy), float(plan_compression))  # a re-run stage overwrites
+        signs = [1.0 if mode == "max" else -1.0 for _, mode in self.metrics]
+        records[trial_id] = tuple(sign * float(v) for sign, v in zip(signs, values, strict=True))  # a re-run stage overwrites
         keep = promoted(records, trial_id, self.eta)
         self._save()
         self.decisions += 1
@@ -147,9 +157,10 @@ class MOASHA(FIFOScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         stage = result.get("stage")
-        if result.get("final") or stage not in self.rungs or result.get("plan_compression") is None:
+        values = [result.get(key) for key, _ in self.metrics]
+        if result.get("final") or stage not in self.rungs or None in values:
             return TrialScheduler.CONTINUE
-        return self.decide(trial.trial_id, int(stage), result["accuracy"], result["plan_compression"])
+        return self.decide(trial.trial_id, int(stage), *values)
 
     def debug_string(self) -> str:
         return (f"MOASHA: rungs at stages {list(self.rungs)}, eta {self.eta}; "
@@ -159,11 +170,15 @@ class MOASHA(FIFOScheduler):
 class StoppedMarker(Callback):
     """Marks the last report of a trial the scheduler stopped (Tune sets ``done`` on it before the
     callbacks run; a trial that ends by itself reports ``final``): ``early_stopped`` and the stage,
-    and its ``compression`` is its plan's, so that the searcher, told this last report, learns the
-    accuracy the trial reached with the compression its plan was to give. Runs before the other
-    callbacks, which read the mark."""
+    and each objective a stage reports under another key is copied to its own (``compression``
+    is its plan's), so that what reads the report learns the accuracy the trial reached with the
+    compression its plan was to give. Runs before the other callbacks, which read the mark.
+    ``renamed``: (stage key, objective key) pairs."""
+
+    def __init__(self, renamed: Sequence[tuple[str, str]] = (("plan_compression", "compression"),)):
+        self.renamed = tuple(renamed)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("done") and not result.get("final") and result.get("plan_compression") is not None:
-            result.update(early_stopped=True, stopped_at_stage=result.get("stage"),
-                          compression=result["plan_compression"])
+            result.update(early_stopped=True, stopped_at_stage=result.get("stage"))
+            result.update({key: result[stage_key] for stage_key, key in self.renamed if stage_key in result})

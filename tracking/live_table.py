@@ -14,18 +14,28 @@ from typing import Any
 from ray.tune import Callback
 
 from .metric import Metric
-from .objectives import DEFAULT
-from .plot import plot_front, plot_latency
+from .objectives import DEFAULT, OBJECTIVES, extra
+from .plot import plot_front, plot_objective
 from .results import error_line, mark_front, row
 from .table import read_table, write_table
 
-TABLE_FILE, PLOT_FILE, LATENCY_PLOT_FILE = "trials.parquet", "pareto.png", "pareto_latency.png"
+TABLE_FILE, PLOT_FILE = "trials.parquet", "pareto.png"
+
+
+def objective_plot_file(name: str) -> str:
+    """The plot of an objective beyond accuracy and compression: ``pareto_latency.png``."""
+    return f"pareto_{name}.png"
+
+
+#: every plot a search may draw beside ``pareto.png``, one per objective beyond the first two
+OBJECTIVE_PLOT_FILES = tuple(objective_plot_file(o.name) for o in extra(tuple(OBJECTIVES)))
 
 
 class LiveTable:
     """Rows by trial id, written as ``trials.parquet`` and ``pareto.png`` in ``output_dir``
     (then ``publish()``, which copies them where the search lives). The front is over
-    ``objectives``; with latency among them, ``pareto_latency.png`` shows it too.
+    ``objectives``; each one beyond accuracy and compression gets a plot of its own
+    (``pareto_latency.png``).
 
     The table is rewritten on every call; the plots at most every ``plot_every_s`` seconds
     (and on ``force``): drawing hundreds of points after every one of a thousand trials made
@@ -101,8 +111,9 @@ class LiveTable:
         self.drawn_at = time.monotonic()
         plot_front(rows, self.plot_path, fp_accuracy=self.fp_accuracy, fp_test_accuracy=self.fp_test_accuracy,
                    ylabel=self.metric.label)
-        if "latency" in self.objectives:
-            plot_latency(rows, self.output_dir / LATENCY_PLOT_FILE, ylabel=self.metric.label)
+        for objective in extra(self.objectives):
+            plot_objective(rows, objective, self.output_dir / objective_plot_file(objective.name),
+                           ylabel=self.metric.label, objectives=len(self.objectives))
 
 
 class TableCallback(Callback):

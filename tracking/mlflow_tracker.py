@@ -21,7 +21,7 @@ from ray.tune import Callback
 
 from .artifacts import MODEL_FILE, ONNX_FILE
 from .live_table import LiveTable
-from .objectives import complete, maximised
+from .objectives import OBJECTIVES, complete, maximised
 from .pareto import REFERENCE, hypervolume
 from .results import error_line
 
@@ -31,8 +31,13 @@ EXPERIMENT_KIND = "custom_model_development"
 #: A saved runs-table view (the UI's "share view" format, an experiment tag), opened by
 #: ``#/experiments/<id>?viewStateShareKey=mqat``: the children's figures as columns.
 VIEW_KEY = "mqat"
-VIEW = {"selectedColumns": [f"metrics.`{m}`" for m in ("accuracy", "accuracy_se", "compression",
-                                                       "model_bytes", "hypervolume")] + ["tags.`pareto`"]}
+VIEW = {"selectedColumns": [f"metrics.`{m}`" for m in dict.fromkeys(
+    ("accuracy", "accuracy_se", *(o.key for o in OBJECTIVES.values()), "model_bytes", "hypervolume"))]
+    + ["tags.`pareto`"]}
+#: what a registered front model is tagged with: its figures, every objective among them
+REGISTRY_TAGS = tuple(dict.fromkeys(("trial_id", "accuracy", "test_accuracy", *(o.key for o in OBJECTIVES.values()),
+                                     "model_bytes", "onnx_bytes", "latency_provider", "speedup_vs_fp",
+                                     "test_accuracy_onnx")))
 
 
 def registered_name(search_path: str) -> str:
@@ -367,10 +372,7 @@ class MLflowTracker(Callback):
                 self.client.delete_model_version(name, version.version)
         for k, r in enumerate((r for r in front if r["trial_id"] in runs), start=1):
             run = runs[r["trial_id"]]
-            tags = {key: str(r[key]) for key in ("trial_id", "compression", "accuracy", "test_accuracy",
-                                                 "model_bytes", "onnx_bytes", "latency_ms", "latency_provider",
-                                                 "speedup_vs_fp", "test_accuracy_onnx")
-                    if r.get(key) is not None}
+            tags = {key: str(r[key]) for key in REGISTRY_TAGS if r.get(key) is not None}
             version = self.client.create_model_version(name, f"{run.info.artifact_uri}/onnx",
                                                        run_id=run.info.run_id, tags=tags)
             self.client.set_registered_model_alias(name, f"front-{k}", version.version)

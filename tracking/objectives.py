@@ -1,11 +1,15 @@
-"""What a search optimises: accuracy and compression (maximised), and optionally latency (minimised).
+"""What a search can optimise, as data: one :class:`Objective` entry each, in :data:`OBJECTIVES`.
 
-A row (``tracking.results``) holds each objective under its ``key``; the Pareto front and the
-hypervolume see every objective as maximised, a minimised one negated.
+A search optimises accuracy and compression (maximised), and optionally more (latency, BOPs:
+minimised). Everything that handles objectives reads these entries: the config's check, the
+searcher's metrics and modes, MOASHA's ranks, the progress lines, the table's front, the plots,
+the MLflow view and the registry's tags. A row (``tracking.results``) holds each objective under
+its ``key``; the Pareto front and the hypervolume see every objective as maximised, a minimised
+one negated. Adding an objective is one entry here, if trials already report its ``key``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,31 +21,69 @@ class Objective:
     name: str      # as a config names it (``search.objectives``)
     key: str       # the trial's reported metric and the row's column
     mode: str      # "max" or "min"
-    label: str     # for plots and tables
+    label: str     # an axis label
+    shown: str     # how one value prints in progress lines: a format string
+    #: the hypervolume's reference in the objective's own units, from the FP model's metrics
+    #: (``search.prepare``): the worst value a trial may have and still add to the volume
+    reference: Callable[[Mapping[str, Any]], float]
+    #: the key a stage report holds it under, for ranking trials between stages (MOASHA, a
+    #: stopped trial's last report); None: only the final report has it
+    stage_key: str | None = None
+    onnx: bool = False  # measured on the trial's ONNX export (needs ``search.onnx``), the FP model timed alike
+
+    def show(self, value: float) -> str:
+        return self.shown.format(value)
 
 
 OBJECTIVES = {
-    "accuracy": Objective("accuracy", "accuracy", "max", "accuracy"),
-    "compression": Objective("compression", "compression", "max", "compression"),
-    "latency": Objective("latency", "latency_ms", "min", "latency (ms, batch 1, in search.latency_runtime)"),
+    "accuracy": Objective("accuracy", "accuracy", "max", "accuracy", "{:.3f}",
+                          reference=lambda fp: 0.0, stage_key="accuracy"),
+    # a stage reports its plan's final compression (known before training) as plan_compression
+    "compression": Objective("compression", "compression", "max", "compression (x)", "{:.2f}x",
+                             reference=lambda fp: 1.0, stage_key="plan_compression"),
+    # a trial slower than twice the FP model adds nothing to the hypervolume
+    "latency": Objective("latency", "latency_ms", "min", "latency, ms (batch 1, median, in search.latency_runtime)",
+                         "{:.1f} ms", reference=lambda fp: 2 * fp["latency_ms"], onnx=True),
 }
 DEFAULT = ("accuracy", "compression")
 
 
 def check_objectives(names: Sequence[str]) -> tuple[str, ...]:
-    """``names`` as a tuple, or ValueError: accuracy and compression first, latency optional."""
+    """``names`` as a tuple, or ValueError: accuracy and compression first, then any others."""
     names = tuple(names)
     unknown = [n for n in names if n not in OBJECTIVES]
     if unknown:
         raise ValueError(f"search.objectives: unknown objective {unknown[0]!r}; known: {', '.join(OBJECTIVES)}")
     if names[:2] != DEFAULT or len(set(names)) != len(names):
-        raise ValueError("search.objectives must be [accuracy, compression] or [accuracy, compression, latency], "
+        extra = ", ".join(n for n in OBJECTIVES if n not in DEFAULT)
+        raise ValueError(f"search.objectives must be [accuracy, compression], then any of {extra}, "
                          f"but got {list(names)}")
     return names
 
 
 def of(names: Sequence[str]) -> list[Objective]:
     return [OBJECTIVES[n] for n in names]
+
+
+def extra(names: Sequence[str]) -> list[Objective]:
+    """The objectives beyond accuracy and compression (drawn in plots of their own)."""
+    return [OBJECTIVES[n] for n in names if n not in DEFAULT]
+
+
+def metrics_and_modes(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The reported metrics a searcher optimises, and their modes."""
+    chosen = of(names)
+    return [o.key for o in chosen], [o.mode for o in chosen]
+
+
+def ranked_at_stages(names: Sequence[str]) -> list[Objective]:
+    """The objectives a stage report holds, by which trials are ranked between stages."""
+    return [o for o in of(names) if o.stage_key is not None]
+
+
+def on_export(names: Sequence[str]) -> bool:
+    """Whether any objective is measured on the ONNX export."""
+    return any(o.onnx for o in of(names))
 
 
 def maximised(rows: Sequence[Mapping[str, Any]], names: Sequence[str] = DEFAULT) -> np.ndarray:
@@ -56,12 +98,15 @@ def complete(row: Mapping[str, Any], names: Sequence[str] = DEFAULT) -> bool:
     return all(row.get(o.key) is not None for o in of(names))
 
 
-def reference(names: Sequence[str] = DEFAULT, *, latency_ms: float | None = None) -> tuple[float, ...]:
-    """The hypervolume's reference point, maximised: no accuracy, no compression (1x) and, for
-    latency, ``latency_ms`` (twice the FP model's, see ``search.prepare``)."""
-    ref = {"accuracy": 0.0, "compression": 1.0}
-    if "latency" in names:
-        if latency_ms is None:
-            raise ValueError("a latency objective needs a reference latency")
-        ref["latency"] = -latency_ms
-    return tuple(ref[n] for n in names)
+def reference(names: Sequence[str] = DEFAULT, fp_metrics: Mapping[str, Any] | None = None) -> tuple[float, ...]:
+    """The hypervolume's reference point, maximised, from the FP model's metrics: no accuracy,
+    no compression (1x), and each other objective's own reference (latency: twice the FP model's)."""
+    fp = fp_metrics or {}
+    points = []
+    for o in of(names):
+        try:
+            value = float(o.reference(fp))
+        except KeyError as err:
+            raise ValueError(f"the {o.name} objective's reference needs the FP model's {err.args[0]}") from None
+        points.append(value if o.mode == "max" else -value)
+    return tuple(points)

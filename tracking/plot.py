@@ -7,6 +7,7 @@ from typing import Any
 
 from mqat import atomic_write
 
+from .objectives import Objective
 
 NICE = (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # compressions worth a label wherever trials lie
 
@@ -79,27 +80,28 @@ def plot_front(rows: list[dict[str, Any]], path: str | Path, *, fp_accuracy: flo
         plt.close(fig)
 
 
-def plot_latency(rows: list[dict[str, Any]], path: str | Path, *, ylabel: str = "accuracy") -> Path:
-    """A three-objective search, seen a pair at a time: latency against accuracy and against
-    compression, every trial in grey, the (three-objective) front in red."""
+def plot_objective(rows: list[dict[str, Any]], objective: Objective, path: str | Path, *,
+                   ylabel: str = "accuracy", objectives: int = 3) -> Path:
+    """A search of more than two objectives, seen a pair at a time: ``objective`` against accuracy
+    and against compression, every trial in grey, the front (of all ``objectives``) in red."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [r for r in rows if r.get("latency_ms") is not None and r.get("accuracy") is not None]
+    key = objective.key
+    done = [r for r in rows if r.get(key) is not None and r.get("accuracy") is not None]
     front = [r for r in done if r["pareto"]]
-    providers = sorted({str(r.get("latency_provider")).removesuffix("ExecutionProvider") for r in done})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
-    for ax, (key, label) in zip(axes, [("accuracy", ylabel), ("compression", "compression (x)")]):
-        ax.scatter([r["latency_ms"] for r in done], [r[key] for r in done], s=22, color="0.65",
+    for ax, (other, label) in zip(axes, [("accuracy", ylabel), ("compression", "compression (x)")]):
+        ax.scatter([r[key] for r in done], [r[other] for r in done], s=22, color="0.65",
                    label=f"trials ({len(done)})", zorder=2)
-        ax.scatter([r["latency_ms"] for r in front], [r[key] for r in front], s=40, color="tab:red",
-                   label="Pareto front (3 objectives)", zorder=3)
-        ax.set_xlabel(f"latency, ms (batch 1, median; {', '.join(providers) or '-'})")
+        ax.scatter([r[key] for r in front], [r[other] for r in front], s=40, color="tab:red",
+                   label=f"Pareto front ({objectives} objectives)", zorder=3)
+        ax.set_xlabel(objective.label)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
-    fig.suptitle("Latency against accuracy and compression")
+    fig.suptitle(f"{objective.name.capitalize()} against accuracy and compression")
     fig.tight_layout()
     try:
         return atomic_write(path, lambda f: fig.savefig(f, format="png"))

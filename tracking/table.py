@@ -14,7 +14,8 @@ from mqat import atomic_write
 from .results import FIELDS
 
 #: One row per trial. ``plan`` is JSON (``{"weight_bits": {...}, "act_bits": ...}``); metrics of a
-#: failed or unfinished trial are null; ``pareto`` marks the front; ``ilp_seed`` an ILP seed plan,
+#: failed or unfinished trial are null; ``bops`` are the plan's bit operations
+#: (MACs times weight and input bits, for one image); ``pareto`` marks the front; ``ilp_seed`` an ILP seed plan,
 #: ``seed`` the trial's random seed; ``test_*`` are set for front models only (``test_accuracy_onnx``:
 #: its ONNX file run in ``search.latency_runtime``); ``onnx_bytes`` and
 #: ``latency_*`` describe the trial's ONNX export (median ms at batch 1 and at ``search.latency_batch``,
@@ -27,7 +28,7 @@ SCHEMA = pa.schema([
     ("accuracy", pa.float64()), ("accuracy_se", pa.float64()),
     ("test_accuracy", pa.float64()), ("test_accuracy_se", pa.float64()),
     ("test_accuracy_onnx", pa.float64()), ("test_accuracy_onnx_se", pa.float64()),
-    ("compression", pa.float64()), ("model_bytes", pa.int64()), ("onnx_bytes", pa.int64()),
+    ("compression", pa.float64()), ("model_bytes", pa.int64()), ("bops", pa.float64()), ("onnx_bytes", pa.int64()),
     ("latency_ms", pa.float64()), ("latency_ms_batch", pa.float64()), ("latency_provider", pa.string()),
     ("fp_latency_ms", pa.float64()), ("speedup_vs_fp", pa.float64()), ("speedup_vs_fp_batch", pa.float64()),
     ("accuracy_raw", pa.float64()), ("accuracy_ema", pa.float64()), ("accuracy_bn", pa.float64()),

@@ -26,7 +26,7 @@ from tracking.artifacts import MODEL_FILE, ONNX_FILE
 
 from .deploy import DeploySettings, export_and_time, speedup_vs_fp
 from .faults import fault_for, with_fault
-from .tasks import get_task
+from .tasks import example_input, get_task
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,8 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     settings = trial_settings(config, modules, ema_warmup_steps=ema_warmup_steps(task, setup, epochs))
     model = _fp_model(task, setup.fp_state)
     # known before training: what an early-stopping scheduler ranks a trial's stages by
-    plan_compression = mqat.model_size(model, settings.plan, task.module_map).compression
+    planned = mqat.model_size(model, settings.plan, task.module_map, example_input=example_input(task).cpu())
+    plan_compression, plan_bops = planned.compression, planned.bops
     context = tune.get_context()
     fault = fault_for(setup.faults or {}, Path(context.get_trial_dir()).name, context.get_trial_id())
     train_epoch = with_fault(functools.partial(task.train_epoch, images=setup.images_per_epoch), fault,
@@ -146,7 +147,8 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
         """Every stage is reported; a training stage with its state, so a retry resumes after it."""
         state = result.state
         files = {STATE_FILE: lambda path: torch.save(vars(state), path)} if state is not None else None
-        _report({**result.to_dict(), "plan_compression": plan_compression, "final": False}, files)
+        _report({**result.to_dict(), "plan_compression": plan_compression, "plan_bops": plan_bops,
+                 "final": False}, files)
 
     start = time.perf_counter()
     result = mqat.run_mqat(
@@ -160,7 +162,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     size = mqat.model_size(result.model, settings.plan, task.module_map)
     final = {**{f"metric/{k}": v for k, v in result.metrics.items()}, **result.final,
              "stage": len(result.stages), "stage_name": "final", "compression": size.compression,
-             "model_bytes": size.packed_bytes, "oscillating_fraction": result.stages[-1].oscillating_fraction,
+             "model_bytes": size.packed_bytes, "bops": plan_bops, "oscillating_fraction": result.stages[-1].oscillating_fraction,
              "time_mqat_s": time.perf_counter() - start, "seed": settings.seed, "final": True}
     plan, module_map = settings.plan, task.module_map
     files = {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)}

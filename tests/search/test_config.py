@@ -24,7 +24,7 @@ def test_quickstart_config_is_valid():
     ({"search": {"storage_path": "s3://?endpoint_override=x"}}, r"names no bucket"),
     ([1, 2], r"mapping at the top level"),
     ({"search": {"objectives": ["accuracy", "speed"]}}, r"unknown objective 'speed'; known: accuracy, compression, latency"),
-    ({"search": {"objectives": ["latency", "accuracy", "compression"]}}, r"must be \[accuracy, compression\] or"),
+    ({"search": {"objectives": ["latency", "accuracy", "compression"]}}, r"must be \[accuracy, compression\], then any of latency"),
     ({"search": {"objectives": ["accuracy", "compression", "latency"], "onnx": False}}, r"set search.onnx: true"),
     ({"search": {"latency_runs": 0}}, r"search.latency_runs must be at least 1"),
     ({"search": {"scheduler": "asha"}}, r"search.scheduler must be one of \['none', 'moasha'\]"),

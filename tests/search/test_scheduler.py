@@ -40,6 +40,19 @@ def test_a_dominated_trial_is_stopped_and_a_front_trial_promoted(tmp_path):
     assert scheduler.decisions == 4 and scheduler.stopped == 1
 
 
+def test_a_minimised_metric_ranks_low_values_first():
+    """Ranked by accuracy and a minimised stage metric (BOPs of the plan): fewer is better."""
+    scheduler = MOASHA(rungs=(0,), eta=2, metrics=[("accuracy", "max"), ("plan_bops", "min")])
+    for trial_id, accuracy, bops in (("a", 0.5, 4e9), ("b", 0.4, 2e9)):
+        assert scheduler.on_trial_result(None, SimpleNamespace(trial_id=trial_id), {"stage": 0, "accuracy": accuracy,
+                                                                   "plan_bops": bops}) == TrialScheduler.CONTINUE
+    assert scheduler.decide("c", 0, 0.45, 8e9) == TrialScheduler.STOP      # a is better at fewer BOPs
+    assert scheduler.decide("d", 0, 0.1, 1e9) == TrialScheduler.CONTINUE   # the fewest BOPs: on the front
+    assert scheduler.records[0]["d"] == (0.1, -1e9)
+    # a report without the ranked metric is not judged
+    assert scheduler.on_trial_result(None, SimpleNamespace(trial_id="e"), {"stage": 0, "accuracy": 0.0}) == TrialScheduler.CONTINUE
+
+
 def test_the_top_fraction_follows_eta():
     records = {f"t{i}": (0.1 * i, 4.0) for i in range(9)}   # one chain: ranks are the accuracy order
     for eta, kept in ((2, 5), (3, 3)):

@@ -12,7 +12,7 @@ DOCUMENTED = [
     ("seed", "int64"), ("pareto", "bool"), ("accuracy", "double"), ("accuracy_se", "double"),
     ("test_accuracy", "double"), ("test_accuracy_se", "double"), ("test_accuracy_onnx", "double"),
     ("test_accuracy_onnx_se", "double"),
-    ("compression", "double"), ("model_bytes", "int64"), ("onnx_bytes", "int64"), ("latency_ms", "double"),
+    ("compression", "double"), ("model_bytes", "int64"), ("bops", "double"), ("onnx_bytes", "int64"), ("latency_ms", "double"),
     ("latency_ms_batch", "double"), ("latency_provider", "string"), ("fp_latency_ms", "double"),
     ("speedup_vs_fp", "double"), ("speedup_vs_fp_batch", "double"), ("accuracy_raw", "double"),
     ("accuracy_ema", "double"), ("accuracy_bn", "double"), ("accuracy_qc", "double"),
