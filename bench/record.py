@@ -11,8 +11,13 @@ The trials run through the project's own search (``run_search`` with the grid's 
 as its points), a chunk at a time. After each chunk every finished trial is scored on the test
 split and appended to ``bench/tables/pose-grid.jsonl``, one line a trial: the table is the
 durable record, so an interrupted recording loses at most its running chunk, and the next run
-continues with what the table lacks, over as many sessions as it takes. The FP checkpoint's hash
-is kept beside the table: a run whose FP model differs refuses to mix the two.
+continues with what the table lacks, over as many sessions as it takes.
+
+The FP model is kept beside the table (``pose-grid.fp.pt``, 4.8 MB): pretraining is seeded but
+not bit-reproducible across CPUs (the same seed gave ADD 0.387 on one machine and 0.357 on
+another), so a later session, on whatever machine, starts its trials from the file, not from a
+new pretraining. The rendered data's hashes are kept in the meta: a machine that renders other
+images refuses to add to the table, as does an FP model other than the table's.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import os
 import random
 import shutil
 import sys
@@ -34,6 +40,8 @@ META = ROOT / "tables" / "pose-grid.json"
 #: what a replay needs besides the rows, to run the search's own seeding: the sensitivity table
 #: and each module's weight count (the ILP's costs), fixed by the FP model
 PRIORS = ROOT / "tables" / "pose-grid.priors.json"
+#: the FP model every trial of the table starts from (see the module's docstring)
+FP_CHECKPOINT = ROOT / "tables" / "pose-grid.fp.pt"
 QUICKSTART = ROOT.parent / "configs" / "quickstart.yaml"
 MODULES = ("backbone", "fpn", "head")
 BITS = (2, 3, 4, 8)
@@ -76,10 +84,13 @@ def read_table(path: Path = TABLE) -> list[dict[str, Any]]:
 
 
 def recording_config(output_dir: Path, cache_dir: Path):
-    """The quickstart's config with the grid's fixed settings."""
+    """The quickstart's config with the grid's fixed settings, from the table's FP model once it
+    has one."""
     from search.config import load_config
 
     config = load_config(QUICKSTART)
+    if FP_CHECKPOINT.is_file():
+        config = replace(config, pretrain=replace(config.pretrain, checkpoint=str(FP_CHECKPOINT)))
     space = replace(config.space, order="search", joint=True, weight_bits=BITS, ema=False, qc=False, bn=True,
                     lr=(LR, LR), epochs_per_stage=1)
     search = replace(config.search, ilp_seeds=False, onnx=False, sampler="random", scheduler="none",
@@ -137,18 +148,38 @@ def _fp_hash(prepared) -> str:
     return digest.hexdigest()[:16]
 
 
+def data_hashes(task) -> dict[str, str]:
+    """Each split's images, hashed: what the rows were trained and scored on."""
+    return {split: hashlib.sha256(task.data(split).images.numpy().tobytes()).hexdigest()[:16]
+            for split in ("train", "val", "test")}
+
+
 class TableMismatch(ValueError):
-    """This run cannot add to the table (another FP model): bad input, one line, exit 2."""
+    """This run cannot add to the table (another FP model or data): bad input, one line, exit 2."""
 
 
 def _check_meta(prepared, meta: dict[str, Any]) -> dict[str, Any]:
-    """The table's FP model must be this run's: the same weights, or the rows would not compare."""
+    """The table's FP model and data must be this run's, or the rows would not compare. The FP
+    model's scores come from its pretraining (a run from the kept checkpoint has none of its own)."""
     fp = {"hash": _fp_hash(prepared), "val_accuracy": prepared.fp_metrics.get("accuracy"),
           "test_accuracy": prepared.fp_metrics.get("test_accuracy")}
+    data = data_hashes(prepared.checked.task)
     if meta.get("fp") and meta["fp"]["hash"] != fp["hash"]:
         raise TableMismatch(f"this run's FP model ({fp}) is not the table's ({meta['fp']}): "
-                         f"continue on the machine and settings that made {TABLE.name}, or start a new table")
-    return {**meta, "fp": fp}
+                            f"restore {FP_CHECKPOINT.name} from git, or start a new table")
+    if meta.get("data") and meta["data"] != data:
+        raise TableMismatch(f"this machine rendered other images ({data}) than the table's ({meta['data']}): "
+                            "the rows would not compare; start a new table here")
+    return {**meta, "fp": meta.get("fp") or fp, "data": data}
+
+
+def keep_fp_model(prepared) -> None:
+    """Save the FP model beside the table, once (see the module's docstring)."""
+    if not FP_CHECKPOINT.is_file():
+        import torch
+
+        FP_CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(prepared.fp_state, FP_CHECKPOINT)
 
 
 def save_priors(prepared) -> None:
@@ -157,6 +188,16 @@ def save_priors(prepared) -> None:
               "weight_counts": checked.weight_counts, "fp_weights": checked.fp_weights,
               "max_compression": checked.max_compression}
     PRIORS.write_text(json.dumps(priors, indent=1) + "\n")
+
+
+def _machine() -> str:
+    """The CPU the trials ran on (rows of one table may come from several)."""
+    import platform
+
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def _save_meta(meta: dict[str, Any]) -> None:
@@ -191,6 +232,10 @@ def record(*, chunk: int, limit: int | None, output_dir: Path, cache_dir: Path, 
     log(f"[record] table {TABLE}: {len(rows)} rows; {len(todo(rows))} to go; this run: {len(pending)}")
     prepared = prepare(config, check(config, progress=False), progress=False, log=log)  # cached after once
     meta = _check_meta(prepared, meta)
+    keep_fp_model(prepared)
+    meta.setdefault("machines", [])
+    if _machine() not in meta["machines"]:
+        meta["machines"].append(_machine())
     save_priors(prepared)
     task = prepared.checked.task
     recorded = 0
@@ -216,7 +261,8 @@ def record(*, chunk: int, limit: int | None, output_dir: Path, cache_dir: Path, 
         recorded += len(lines)
         wall = time.time() - began
         meta.setdefault("sessions", []).append({"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(began)),
-                                                "trials": len(lines), "wall_s": round(wall, 1)})
+                                                "trials": len(lines), "wall_s": round(wall, 1),
+                                                "machine": _machine()})
         meta["wall_s_total"] = round(sum(s["wall_s"] for s in meta["sessions"]), 1)
         meta["rows"] = len(rows) + recorded
         _save_meta(meta)
