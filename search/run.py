@@ -86,7 +86,7 @@ def _stage_reports_without_every_objective(config: Config):
     from tracking.objectives import of
 
     key = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
-    if all(o.stage_key == o.key for o in of(config.search.objectives)):
+    if all(o.every_report for o in of(config.search.objectives)):
         yield
         return
     before = os.environ.get(key)
