@@ -45,6 +45,10 @@ OBJECTIVES = {
     # a trial slower than twice the FP model adds nothing to the hypervolume
     "latency": Objective("latency", "latency_ms", "min", "latency, ms (batch 1, median, in search.latency_runtime)",
                          "{:.1f} ms", reference=lambda fp: 2 * fp["latency_ms"], every_report=False, onnx=True),
+    # bit operations (MACs times weight and input bits, one image): the compute a plan costs on
+    # hardware with kernels for its bits; no worse than the FP model's, a stage ranks by the plan's
+    "bops": Objective("bops", "bops", "min", "bit operations (BOPs, one image)", "{:.3g} BOPs",
+                      reference=lambda fp: fp["bops"], stage_key="plan_bops", every_report=False),
 }
 DEFAULT = ("accuracy", "compression")
 
