@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
 
-    import search.run  # noqa: F401 - Ray's environment before Ray is imported
     import torch
+
+    from search import ray_env
+
+    ray_env.apply()  # Ray's environment before any section starts Ray
 
     torch.set_num_threads(args.threads)
     from importlib import import_module

@@ -3,7 +3,7 @@
 A replay runs the search's own logic: the define-by-run space (``spaces.define_space`` over the
 table's grid: every order and the joint flow, bits {2, 3, 4, 8}, the rest fixed as recorded), the
 samplers of ``search.samplers``, the ILP seed points (``spaces.seed_points`` from the table's
-sensitivity), MOASHA's decision function (``search.scheduler.MOASHA.decide``) and the feedback
+sensitivity), MOASHA's decision function (``search.moasha.MOASHA.decide``) and the feedback
 the search gives Optuna (finished: COMPLETE with accuracy and compression; stopped: PRUNED). Only
 the training is replaced: a configuration is answered by one of its recorded trials (a replicate
 drawn at random when it has several: the noise of a real rerun), stage by stage, on simulated
@@ -159,7 +159,7 @@ def replay(table: Table, arm: Arm, seed: int, *, budget_trials: float = 48, work
 
     import mqat
     from search.samplers import SamplerContext, make_sampler
-    from search.scheduler import MOASHA
+    from search.moasha import MOASHA
     from spaces import define_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -87,7 +87,9 @@ class _Memory:
 
 
 def run(quick: bool = False) -> list[dict]:
-    import search.run  # noqa: F401 - Ray's environment (local token auth, quiet) before Ray starts
+    from search import ray_env
+
+    ray_env.apply()  # Ray's environment (local token auth, quiet) before Ray starts
 
     import ray
     from ray import tune
@@ -96,7 +98,7 @@ def run(quick: bool = False) -> list[dict]:
     import optuna
 
     from search.progress import ProgressPrinter
-    from search.scheduler import MOASHA, StoppedMarker
+    from search.moasha import MOASHA, StoppedMarker
     from spaces import SpaceConfig, define_space, with_trial_seed
     from tracking.live_table import LiveTable
     from tracking.mlflow_tracker import MLflowTracker

@@ -76,7 +76,7 @@ def _rss_mib() -> float:
 
 def _driver_memory(trials: int) -> list[dict]:
     """Driver RSS after every 100 trivial trials of a real Tune run with Optuna."""
-    from search.run import init_ray  # first: it sets Ray's environment
+    from search.ray_env import init_ray
 
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch

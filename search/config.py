@@ -22,11 +22,10 @@ from tracking.objectives import check_objectives, of, on_export
 from trainables.pretrain import PretrainConfig
 from trainables.tasks import DEFAULT_TASK, check_task, get_task
 
+from .methods import METHODS
 from .samplers import SAMPLERS
+from .schedulers import SCHEDULERS
 from .storage import check_location
-
-METHODS = ("mqat", "uniform", "ilp-only")
-SCHEDULERS = ("none", "moasha")
 
 
 class ConfigError(ValueError):
@@ -147,11 +146,11 @@ class SearchConfig:
     budget_trials: float | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"search.method must be one of {list(METHODS)}, but got {self.method!r}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"search.sampler must be one of {list(SAMPLERS)}, but got {self.sampler!r}"
-                             f"{_did_you_mean(self.sampler, list(SAMPLERS))}")
+        for name, registry in (("method", METHODS), ("sampler", SAMPLERS), ("scheduler", SCHEDULERS)):
+            value = getattr(self, name)
+            if value not in registry:
+                raise ValueError(f"search.{name} must be one of {list(registry)}, but got {value!r}"
+                                 f"{_did_you_mean(value, list(registry))}")
         for name in ("num_samples", "max_concurrent", "sensitivity_batches", "calibration_batches",
                      "bn_batches"):
             if getattr(self, name) < 1:
@@ -169,8 +168,6 @@ class SearchConfig:
             raise ValueError("search.pending_timeout_s must be > 0 seconds (or null to wait forever), "
                              f"but got {self.pending_timeout_s}")
         check_objectives(self.objectives)
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"search.scheduler must be one of {list(SCHEDULERS)}, but got {self.scheduler!r}")
         if self.moasha_eta < 2 or not self.moasha_rungs or min(self.moasha_rungs) < 0:
             raise ValueError("search.moasha_eta must be >= 2 and search.moasha_rungs stage indexes >= 0, "
                              f"but got {self.moasha_eta} and {list(self.moasha_rungs)}")
@@ -254,7 +251,7 @@ def _check_rungs(search: SearchConfig, modules: tuple[str, ...]) -> None:
     """MOASHA ranks trials after module stages: the method must have them, the rungs must exist."""
     if search.scheduler != "moasha":
         return
-    if search.method != "mqat":
+    if not METHODS[search.method].module_stages:
         raise ConfigError(f"search.scheduler: moasha ranks trials between module stages, but method "
                           f"{search.method!r} quantizes every module in one stage; use method mqat")
     if max(search.moasha_rungs) >= len(modules):

@@ -20,6 +20,7 @@ from trainables.pretrain import cache_key, cached_checkpoint, load_model, load_s
 from trainables.tasks import example_input
 
 from .config import Config, ConfigError
+from .methods import METHODS
 
 
 @dataclass
@@ -105,12 +106,13 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     table = _sensitivity(config, task, fp.checkpoint, model)
     search = config.search
     targets = list(search.targets)
-    if search.method == "ilp-only":
+    method = METHODS[search.method]
+    if method.spread_targets:
         targets = ilp_targets(min(targets), max(targets), search.num_samples)
     plans = mqat.solve_bit_plans(table, checked.weight_counts, targets=targets, fp_weights=checked.fp_weights,
                                  choices=list(config.space.weight_bits),
                                  act_bits=config.space.top_act_bits)
-    seeds = seed_points(plans, config.space, table) if search.method == "mqat" and search.ilp_seeds else []
+    seeds = seed_points(plans, config.space, table) if method.ilp_seeds and search.ilp_seeds else []
     fp_metrics = {**fp.metrics, "bops": fp_bops(task, model)}
     if on_export(search.objectives):
         fp_metrics.update(fp_latency(config, task, model))

@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 import mqat
-import search.run  # noqa: F401 - Ray's environment (auth mode, loopback) before any test imports Ray
+from search import ray_env
+
+ray_env.apply()  # Ray's environment (auth mode, loopback) before any test starts Ray
 
 MODULES = {"backbone": ["backbone."], "fpn": ["fpn."], "head": ["head."]}
 

@@ -21,9 +21,11 @@ TINY = {
 
 @pytest.fixture(scope="session")
 def ray_session(tmp_path_factory):
-    import search.run  # noqa: F401 - sets Ray's environment before Ray is imported
-
     import ray
+
+    from search import ray_env
+
+    ray_env.apply()  # Ray's environment before Ray starts
     temp = tmp_path_factory.mktemp("ray")
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 1024**2,
              log_to_driver=False, _temp_dir=str(temp))

@@ -24,7 +24,7 @@ SCRIPT = """
 import json, os, sys, threading, time, traceback
 from pathlib import Path
 import psutil
-import search.run  # Ray's environment first
+from search import ray_env; ray_env.apply()  # Ray's environment first
 from ray.cluster_utils import Cluster
 from search.cli import main
 from tests.integration.conftest import read_reports

@@ -94,7 +94,7 @@ def test_a_typo_in_the_tasks_own_keys_is_one_line_and_exit_2(tmp_path):
 # machine, then the search through the command line's entry point.
 SCRIPT = """
 import json, sys
-import search.run  # Ray's environment first
+from search import ray_env; ray_env.apply()  # Ray's environment first
 from ray.cluster_utils import Cluster
 from search.cli import main
 

@@ -13,8 +13,8 @@ from tests.integration.processes import kill_all
 SCRIPT = """
 import json, os, sys
 import psutil
-import search.run as run
-run.init_ray(None, num_cpus=1)
+from search.ray_env import init_ray
+init_ray(None, num_cpus=1)
 import ray
 ray.get(ray.remote(lambda: 1).remote())          # a worker process too
 tree = [psutil.Process(os.getpid())] + psutil.Process(os.getpid()).children(recursive=True)

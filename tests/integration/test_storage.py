@@ -11,7 +11,7 @@ from tests.integration.conftest import short_ray_tmp, write_tiny_config
 
 SCRIPT = """
 import sys
-import search.run  # Ray's environment first
+from search import ray_env; ray_env.apply()  # Ray's environment first
 from ray.cluster_utils import Cluster
 from search.cli import main
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})

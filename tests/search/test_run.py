@@ -11,7 +11,7 @@ import pytest
 
 from search import resources
 from search.config import ConfigError, config_from_dict
-from search.run import latest_experiment
+from search.locations import latest_experiment
 from search.watch import PendingWatch, SearchStalled
 from tests.integration.conftest import TINY
 

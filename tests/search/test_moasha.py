@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from search.scheduler import MOASHA, crowding, nondominated_ranks, promoted
+from search.moasha import MOASHA, crowding, nondominated_ranks, promoted
 
 
 def stage_result(stage, accuracy, plan_compression, final=False):

@@ -1,0 +1,128 @@
+"""The parts a search is assembled from, each built from the config and what the driver prepared:
+the searcher (its sampler and space), the trainable, the stopper, the callbacks (table, MLflow,
+progress, watch, state keeper) and the early stopping (``search.schedulers``)."""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from . import storage
+from .config import Config, ConfigError
+from .locations import publish
+from .methods import METHODS
+from .prepare import Prepared, deploy_settings
+
+
+def searcher(config: Config, prepared: Prepared, points: list[dict[str, Any]] | None = None):
+    """Optuna through Tune, on ``search.objectives``: ``points`` first (the ILP seeds unless
+    given), then what the configured sampler suggests."""
+    from tracking.objectives import metrics_and_modes
+
+    from .searcher import Searcher
+
+    first = prepared.seeds if points is None else points
+    metrics, modes = metrics_and_modes(config.search.objectives)
+    return Searcher(space=space_function(config, prepared), metric=metrics, mode=modes,
+                    points_to_evaluate=first or None, sampler=sampler(config, prepared, len(first)))
+
+
+def sampler(config: Config, prepared: Prepared, seeds: int):
+    """The configured Optuna sampler, with what the search knows before any trial runs."""
+    from .samplers import SamplerContext, make_sampler
+
+    checked = prepared.checked
+    return make_sampler(config.search.sampler, SamplerContext(
+        config.search.seed, seeds, config.search.max_concurrent, config.space, prepared.table,
+        checked.weight_counts, checked.fp_weights))
+
+
+def space_function(config: Config, prepared: Prepared):
+    """The method's define-by-run space, each trial given its own seed from ``search.seed``."""
+    from spaces import with_trial_seed
+
+    space = METHODS[config.search.method].space(config.space, prepared.plans)
+    return functools.partial(with_trial_seed, space_function=space, seed=config.search.seed)
+
+
+def faults() -> dict[int, str]:
+    """Faults to inject (``MQAT_INJECT_FAULTS``), checked on the driver."""
+    from trainables.faults import faults_from_environment
+
+    try:
+        return faults_from_environment()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
+    """``train_mqat`` with what every trial shares, and each trial's resources."""
+    from ray import tune
+
+    from trainables.trainable import TrialSetup, train_mqat
+
+    search = config.search
+    setup = TrialSetup(config.task_name, config.task, str(Path(config.cache_dir).resolve()),
+                       prepared.fp_state, search.images_per_epoch, search.stage_eval_images,
+                       calibration_batches=search.calibration_batches, bn_batches=search.bn_batches,
+                       faults=faults, deploy=deploy_settings(config))
+    resources = {"cpu": search.cpus_per_trial, "gpu": search.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
+
+
+def budget(config: Config, modules: list[str], location: str):
+    """The stopper that ends a search at ``search.budget_trials`` full trials' stages, or None."""
+    if config.search.budget_trials is None:
+        return None
+    from .budget import StageBudget
+
+    return StageBudget(config.search.budget_trials, len(modules),
+                       experiment=None if storage.is_uri(location) else location)
+
+
+def watch(config: Config) -> list:
+    """The callback that fails a search whose trials wait for resources too long, if asked."""
+    from .watch import PendingWatch
+
+    timeout = config.search.pending_timeout_s
+    return [PendingWatch(timeout)] if timeout is not None else []
+
+
+def table(config: Config, prepared: Prepared, path: Path, location: str):
+    """The search's live table and plot (rewritten after every trial, copied where it lives)."""
+    from tracking.live_table import LiveTable
+
+    task = prepared.checked.task
+    return LiveTable(path, metric=task.metric, modules=list(task.module_map.names), seeds=prepared.seeds,
+                     fp_accuracy=prepared.fp_metrics.get("accuracy"),
+                     fp_test_accuracy=prepared.fp_metrics.get("test_accuracy"),
+                     publish=functools.partial(publish, path, location), objectives=config.search.objectives)
+
+
+def tracker(config: Config, prepared: Prepared, table, location: str):
+    """The MLflow callback, with the search's settings, seeds, sensitivity and plans."""
+    from tracking.mlflow_tracker import MLflowTracker, default_uri
+    from tracking.objectives import reference
+
+    tracking = config.tracking
+    uri = tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(config.output_dir)
+    params = {"method": config.search.method, "task": config.task_name,
+              **{f"search.{k}": v for k, v in asdict(config.search).items()},
+              **{f"space.{k}": v for k, v in asdict(config.space).items()},
+              **{f"task.{k}": v for k, v in asdict(config.task).items()},
+              "fp_accuracy": prepared.fp_metrics.get("accuracy")}
+    artifacts = {"seeds": prepared.seeds, "sensitivity": prepared.table.to_dict(),
+                 "plans": {f"{t:g}": p.to_dict() for t, p in prepared.plans.items()},
+                 "fp_metrics": prepared.fp_metrics}
+    return MLflowTracker(uri=uri, experiment=tracking.experiment or config.name, search_path=location,
+                         table=table, params=params, artifacts=artifacts,
+                         reference=reference(config.search.objectives, prepared.fp_metrics))
+
+
+def recorder(config: Config, prepared: Prepared, table, location: str):
+    """What records every ended trial: MLflow (which keeps the table too), or the table alone."""
+    from tracking.live_table import TableCallback
+
+    return tracker(config, prepared, table, location) if config.tracking.enabled else TableCallback(table)
