@@ -1,5 +1,5 @@
 """Early stopping: the hypervolume reached at an equal compute budget (the module stages of N full
-trials, ``search.budget_trials``), by the mqat search without early stopping, with MOASHA
+trials, ``search.scheduler.budget_trials``), by the mqat search without early stopping, with MOASHA
 (``search.scheduler: moasha``, which then runs more trials in the same budget), and by random
 search; over several seeds. Also how well a trial's accuracy after each stage ranks its final
 accuracy (Spearman), from the full trials of the search without early stopping.
@@ -26,24 +26,25 @@ from .timing import row
 SECTION = "early stopping"
 ROOT = Path(__file__).resolve().parent
 EXAMPLE = ROOT.parent / "examples" / "shapes.yaml"
-ARMS = {"mqat": {}, "mqat + moasha": {"scheduler": "moasha"},
-        "mqat + moasha, rung 1 only": {"scheduler": "moasha", "moasha_rungs": [1]},
+ARMS = {"mqat": {}, "mqat + moasha": {"scheduler": {"name": "moasha"}},
+        "mqat + moasha, rung 1 only": {"scheduler": {"name": "moasha", "rungs": [1]}},
         "random": {"sampler": "random", "ilp_seeds": False}}
 
 
 def _config(name: str, seed: int, budget: int, quick: bool, **search):
-    from search.config import config_from_dict
+    from search.config import config_from_dict, merge
 
     data = yaml.safe_load(EXAMPLE.read_text())
     if quick:
         data["task"] = {**data["task"], "train_images": 800, "val_images": 200, "test_images": 200}
         data["pretrain"] = {**data["pretrain"], "epochs": 3}
-        data["search"] = {**data["search"], "images_per_epoch": 400, "stage_eval_images": 100}
-    moasha = search.get("scheduler") == "moasha"
+        data["search"] = merge(data["search"], {"stage": {"images_per_epoch": 400, "eval_images": 100}})
+    moasha = search.get("scheduler", {}).get("name") == "moasha"
     data.update(name=name, cache_dir=str(ROOT / "runs" / "cache"), output_dir=str(ROOT / "runs" / "early-stopping"),
                 tracking={"enabled": False})
-    data["search"] = {**data["search"], "seed": seed, "budget_trials": budget,
-                      "num_samples": 4 * budget if moasha else budget, **search}
+    data["search"] = merge(data["search"], {"seed": seed, "scheduler": {"budget_trials": budget},
+                                            "num_samples": 4 * budget if moasha else budget})
+    data["search"] = merge(data["search"], search)
     return config_from_dict(data, task_dir=EXAMPLE.parent)
 
 

@@ -113,11 +113,11 @@ def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None, task_nam
     plan = _plan(arm.bits, arm.act_bits, task.module_map.names)
     module_map = mqat.ModuleMap(task.module_map.prefixes) if arm.quantize_first_last else task.module_map
     epochs = 3  # one epoch per module: the joint arm gets the same budget in one stage
-    steps = epochs * task.steps_per_epoch(search.images_per_epoch)
+    steps = epochs * task.steps_per_epoch(search.stage.images_per_epoch)
     calibration = task.sensitivity_batches(search.sensitivity_batches * 2)
     result = mqat.run_mqat(
         model, plan, module_map, order=_order(arm, plan, prepared.table),
-        train_epoch=functools.partial(task.train_epoch, images=search.images_per_epoch),
+        train_epoch=functools.partial(task.train_epoch, images=search.stage.images_per_epoch),
         evaluate=lambda m: {"accuracy": 0.0},  # scored below, on the test split
         ema=mqat.EMAConfig(decay=0.99, warmup_steps=max(1, round(0.05 * steps))),
         calibration_batches=calibration, seed=seed,
@@ -130,7 +130,7 @@ def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None, task_nam
         out["EMA+BN"] = _score(task, mqat.reestimate_bn(copy.deepcopy(ema), bn_batches))
         for name, start in (("QC", raw), ("EMA+QC", ema)):
             mqat.seed_everything(mqat.derive_seed(seed, 99))
-            out[name] = _qc_score(task, copy.deepcopy(start), search.images_per_epoch)
+            out[name] = _qc_score(task, copy.deepcopy(start), search.stage.images_per_epoch)
     return out
 
 

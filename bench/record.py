@@ -86,15 +86,15 @@ def read_table(path: Path = TABLE) -> list[dict[str, Any]]:
 def recording_config(output_dir: Path, cache_dir: Path):
     """The quickstart's config with the grid's fixed settings, from the table's FP model once it
     has one."""
-    from search.config import load_config
+    from search.config import SchedulerConfig, load_config
 
     config = load_config(QUICKSTART)
     if FP_CHECKPOINT.is_file():
         config = replace(config, pretrain=replace(config.pretrain, checkpoint=str(FP_CHECKPOINT)))
     space = replace(config.space, order="search", joint=True, weight_bits=BITS, ema=False, qc=False, bn=True,
                     lr=(LR, LR), epochs_per_stage=1)
-    search = replace(config.search, ilp_seeds=False, onnx=False, sampler="random", scheduler="none",
-                     budget_trials=None, objectives=("accuracy", "compression"), max_concurrent=2)
+    search = replace(config.search, ilp_seeds=False, sampler="random", objectives=("accuracy", "compression"),
+                     max_concurrent=2, deploy=replace(config.search.deploy, onnx=False), scheduler=SchedulerConfig())
     return replace(config, name="bench-record", output_dir=str(output_dir), cache_dir=str(cache_dir),
                    space=space, search=search, tracking=replace(config.tracking, enabled=False))
 
@@ -225,8 +225,8 @@ def record(*, chunk: int, limit: int | None, output_dir: Path, cache_dir: Path, 
         "grid": {"modules": list(MODULES), "bits": list(BITS), "orders": "six orders and the joint flow (uniform)",
                  "configurations": len(grid()), "repeat_set": REPEATS, "repeat_seeds": REPEAT_SEEDS},
         "settings": {"config": "configs/quickstart.yaml", "lr": LR, "bn": True, "ema": False, "qc": False,
-                     "onnx": False, "images_per_epoch": config.search.images_per_epoch,
-                     "stage_eval_images": config.search.stage_eval_images, "max_concurrent": 2},
+                     "onnx": False, "images_per_epoch": config.search.stage.images_per_epoch,
+                     "stage_eval_images": config.search.stage.eval_images, "max_concurrent": 2},
         "seconds_note": "wall-clock seconds on 2 cores, two trials at a time; other work sometimes shared the cores",
         "command": "python -m bench.record", "sessions": []}
     log(f"[record] table {TABLE}: {len(rows)} rows; {len(todo(rows))} to go; this run: {len(pending)}")

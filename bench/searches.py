@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from search.config import config_from_dict
+from search.config import config_from_dict, merge
 
 ROOT = Path(__file__).resolve().parent
 QUICKSTART = ROOT.parent / "configs" / "quickstart.yaml"
@@ -16,11 +16,11 @@ TINY = {"name": "tiny", "task": {"name": "pose", "train_images": 256, "val_image
                                  "widths": [8, 16, 32, 64], "fpn_channels": 16, "keypoints": 6,
                                  "batch_size": 16},
         "pretrain": {"epochs": 2},
-        "search": {"targets": [4, 8], "images_per_epoch": 32, "stage_eval_images": 32,
+        "search": {"targets": [4, 8], "stage": {"images_per_epoch": 32, "eval_images": 32},
                    "sensitivity_batches": 1}}
 #: Cheaper trials than the quickstart's (fine-tuning and intermediate scores on fewer images);
 #: the final model of every trial is still scored on all 2,000 validation images.
-FULL_SEARCH = {"images_per_epoch": 256, "stage_eval_images": 250}
+FULL_SEARCH = {"stage": {"images_per_epoch": 256, "eval_images": 250}}
 
 
 def base_config(quick: bool, *, cheap: bool = True) -> dict:
@@ -28,7 +28,7 @@ def base_config(quick: bool, *, cheap: bool = True) -> dict:
     if quick:
         return {**TINY, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(ROOT / "runs" / "tiny")}
     data = yaml.safe_load(QUICKSTART.read_text())
-    data["search"] = {**data.get("search", {}), **(FULL_SEARCH if cheap else {})}
+    data["search"] = merge(data.get("search") or {}, FULL_SEARCH if cheap else {})
     data["output_dir"] = str(ROOT / "runs" / "quickstart")
     return data
 
@@ -37,7 +37,8 @@ DETECT = ROOT.parent / "configs" / "detect.yaml"
 TINY_DETECT = {"name": "tiny-detect", "task": {"name": "detect", "train_images": 256, "val_images": 64, "test_images": 64,
                                                "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "batch_size": 16},
                "pretrain": {"epochs": 2},
-               "search": {"targets": [4, 8], "images_per_epoch": 64, "stage_eval_images": 32, "sensitivity_batches": 1}}
+               "search": {"targets": [4, 8], "stage": {"images_per_epoch": 64, "eval_images": 32},
+                          "sensitivity_batches": 1}}
 
 
 def detect_config(quick: bool) -> dict:
@@ -52,7 +53,7 @@ def run(quick: bool, name: str, **search) -> dict:
     from search.run import run_search
 
     data = base_config(quick)
-    data = {**data, "name": name, "search": {**data.get("search", {}), **search},
+    data = {**data, "name": name, "search": merge(data.get("search") or {}, search),
             "tracking": {"enabled": False}}
     config = config_from_dict(data)
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""``search.budget_trials``: end a search once it has trained as many stages as N full trials.
+"""``search.scheduler.budget_trials``: end a search once it has trained as many stages as N full trials.
 
 Compute is counted in module stages (one fine-tuning epoch budget each), so a search with early
 stopping and one without can be given the same compute. QC epochs and final scoring are not

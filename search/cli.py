@@ -66,7 +66,7 @@ def _search(args: argparse.Namespace) -> int:
           f"+- standard error:")
     print(format_front(rows, result.metric))
     print(f"search: {result.location or result.path} ({(time.monotonic() - start) / 60:.1f} min)")
-    print(ending(rows, result.budget_spent, config.search.budget_trials))
+    print(ending(rows, result.budget_spent, config.search.scheduler.budget_trials))
     expected = args.num_samples or config.search.num_samples
     if finished + failed + stopped < expected and not result.budget_spent:
         print(f"the search stopped early; continue it with: mqat search --config {args.config} --resume",

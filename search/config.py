@@ -11,7 +11,7 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ import yaml
 
 from spaces import SpaceConfig
 from tracking.objectives import check_objectives, of, on_export
+from trainables.deploy import DeploySettings
 from trainables.pretrain import PretrainConfig
+from trainables.trainable import StageSettings
 from trainables.tasks import DEFAULT_TASK, check_task, get_task
 
 from .methods import METHODS
@@ -85,8 +87,19 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def build(cls: type, data: Any, section: str) -> Any:
-    """An instance of dataclass ``cls`` from a mapping, every key checked."""
+def merge(data: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A config mapping with ``changes`` applied, section by section (a nested mapping updates
+    the section it names rather than replacing it)."""
+    out = dict(data)
+    for key, value in changes.items():
+        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = merge(out[key], value) if both else value
+    return out
+
+
+def build(cls: type, data: Any, section: str, moved: Mapping[str, str] | None = None) -> Any:
+    """An instance of dataclass ``cls`` from a mapping, every key checked, sections (fields that
+    are dataclasses) built alike. ``moved``: keys of earlier versions and where they live now."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -95,9 +108,17 @@ def build(cls: type, data: Any, section: str) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
+        if key not in fields and moved and key in moved:
+            raise ConfigError(f"{section}.{key} has moved to {section}.{moved[key]}: write it there")
         if key not in fields:
             raise ConfigError(f"unknown key {section}.{_shown(key)}{_suggest(str(key), sorted(fields))}")
-        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if isinstance(value, str) and "name" in {f.name for f in dataclasses.fields(hint)}:
+                raise ConfigError(f"{section}.{key} is a section: write {key}: {{name: {value}}}")
+            kwargs[key] = build(hint, value, f"{section}.{key}")
+            continue
+        kwargs[key] = _coerce(value, hint, f"{section}.{key}")
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -107,8 +128,56 @@ def build(cls: type, data: Any, section: str) -> Any:
 
 
 @dataclass(frozen=True)
+class ResourcesConfig:
+    """What each trial asks of the cluster (``search.resources``)."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions allowed: 0.5 runs two trials per GPU
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise ValueError("search.resources.cpus_per_trial must be > 0 and search.resources.gpus_per_trial >= 0, "
+                             f"but got {self.cpus_per_trial} and {self.gpus_per_trial}")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where Tune keeps the searches (``search.storage``): a directory, or an object-store URI."""
+
+    path: str | None = None  # null: output_dir/ray
+    shared: bool = False  # path is a filesystem every node mounts (a URI always is)
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            check_location(self.path)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Early stopping and the search's budget (``search.scheduler``)."""
+
+    #: none, or moasha (Pareto-aware successive halving at the stages ``rungs``)
+    name: str = "none"
+    rungs: tuple[int, ...] = (0, 1)  # stage indexes (0: after the first module) where trials are ranked
+    eta: int = 2  # a rung keeps the top 1/eta of the trials that reached it
+    #: end the search once its module stages equal those of this many full trials (null: num_samples decides)
+    budget_trials: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in SCHEDULERS:
+            raise ValueError(f"search.scheduler.name must be one of {list(SCHEDULERS)}, but got {self.name!r}"
+                             f"{_did_you_mean(self.name, list(SCHEDULERS))}")
+        if self.eta < 2 or not self.rungs or min(self.rungs) < 0:
+            raise ValueError("search.scheduler.eta must be >= 2 and search.scheduler.rungs stage indexes >= 0, "
+                             f"but got {self.eta} and {list(self.rungs)}")
+        if self.budget_trials is not None and not self.budget_trials > 0:
+            raise ValueError(f"search.scheduler.budget_trials must be > 0 (or null), but got {self.budget_trials}")
+
+
+@dataclass(frozen=True)
 class SearchConfig:
-    """How the search runs: method, budget, sampler, ILP targets, resources, trial budget."""
+    """How the search runs: method, budget, sampler, ILP targets, objectives; and its sections:
+    each trial's resources, the storage, each stage's data, the deployment, the early stopping."""
 
     method: str = "mqat"
     num_samples: int = 12
@@ -116,80 +185,54 @@ class SearchConfig:
     sampler: str = "tpe"
     seed: int = 0
     targets: tuple[float, ...] = (4.0, 8.0, 12.0)
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    storage_path: str | None = None
-    shared_storage: bool = False  # storage_path is a filesystem every node mounts (a URI always is)
-    max_failures: int = 1
-    images_per_epoch: int | None = 512
-    stage_eval_images: int | None = 500
-    sensitivity_batches: int = 4
-    calibration_batches: int = 8  # validation batches that set each stage's new quantizer steps
-    bn_batches: int = 8  # training batches that re-estimate BN statistics (trials with bn on)
-    reuse_actors: bool = True  # a worker runs trial after trial, its data set loaded once
     ilp_seeds: bool = True  # the mqat method starts from the ILP plans (false: the sampler alone)
+    #: what the search optimises: [accuracy, compression], then any of tracking.objectives' others
+    objectives: tuple[str, ...] = ("accuracy", "compression")
+    sensitivity_batches: int = 4  # validation batches of the driver's sensitivity analysis
+    max_failures: int = 1
+    reuse_actors: bool = True  # a worker runs trial after trial, its data set loaded once
     #: seconds trials may wait for resources while none runs before the search fails (null: forever)
     pending_timeout_s: float | None = 600.0
-    #: what the search optimises: [accuracy, compression], or with latency (ONNX Runtime, minimised)
-    objectives: tuple[str, ...] = ("accuracy", "compression")
-    onnx: bool = True            # each trial exports its final model as ONNX (QDQ) and times it
-    latency_batch: int = 8       # the batch size timed beside batch 1
-    latency_runs: int = 20       # timed runs per batch size; the median is reported
-    latency_threads: int = 1     # the runtime's threads while timing
-    onnx_layout: str = "speed"   # speed (int8 kernels) or size (int4 for 2-4 bits): mqat.export_onnx
-    latency_runtime: str = "onnxruntime"  # or openvino: where a trial's latency is measured
-    #: early stopping: none, or moasha (Pareto-aware successive halving at the stages moasha_rungs)
-    scheduler: str = "none"
-    moasha_eta: int = 2          # a rung keeps the top 1/eta of the trials that reached it
-    moasha_rungs: tuple[int, ...] = (0, 1)  # stage indexes (0: after the first module) where trials are ranked
-    #: end the search once its module stages equal those of this many full trials (null: num_samples decides)
-    budget_trials: float | None = None
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    stage: StageSettings = field(default_factory=StageSettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     def __post_init__(self) -> None:
-        for name, registry in (("method", METHODS), ("sampler", SAMPLERS), ("scheduler", SCHEDULERS)):
+        for name, registry in (("method", METHODS), ("sampler", SAMPLERS)):
             value = getattr(self, name)
             if value not in registry:
                 raise ValueError(f"search.{name} must be one of {list(registry)}, but got {value!r}"
                                  f"{_did_you_mean(value, list(registry))}")
-        for name in ("num_samples", "max_concurrent", "sensitivity_batches", "calibration_batches",
-                     "bn_batches"):
+        for name in ("num_samples", "max_concurrent", "sensitivity_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"search.{name} must be at least 1, but got {getattr(self, name)}")
         if self.max_failures < 0:
             raise ValueError(f"search.max_failures must be >= 0, but got {self.max_failures}")
         if not self.targets or any(t < 1 for t in self.targets):
             raise ValueError(f"search.targets must be compression factors >= 1, but got {list(self.targets)}")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise ValueError("search.cpus_per_trial must be > 0 and search.gpus_per_trial >= 0, "
-                             f"but got {self.cpus_per_trial} and {self.gpus_per_trial}")
-        if self.storage_path is not None:
-            check_location(self.storage_path)
         if self.pending_timeout_s is not None and not self.pending_timeout_s > 0:
             raise ValueError("search.pending_timeout_s must be > 0 seconds (or null to wait forever), "
                              f"but got {self.pending_timeout_s}")
         check_objectives(self.objectives)
-        if self.moasha_eta < 2 or not self.moasha_rungs or min(self.moasha_rungs) < 0:
-            raise ValueError("search.moasha_eta must be >= 2 and search.moasha_rungs stage indexes >= 0, "
-                             f"but got {self.moasha_eta} and {list(self.moasha_rungs)}")
-        if self.budget_trials is not None and not self.budget_trials > 0:
-            raise ValueError(f"search.budget_trials must be > 0 (or null), but got {self.budget_trials}")
-        if on_export(self.objectives) and not self.onnx:
+        if on_export(self.objectives) and not self.deploy.onnx:
             measured = [o.name for o in of(self.objectives) if o.onnx]
             raise ValueError(f"search.objectives has {', '.join(measured)}, measured on the ONNX export: "
-                             "set search.onnx: true")
-        from mqat import LAYOUTS, RUNTIMES
+                             "set search.deploy.onnx: true")
 
-        if self.onnx_layout not in LAYOUTS:
-            raise ValueError(f"search.onnx_layout must be one of {list(LAYOUTS)}, but got {self.onnx_layout!r}")
-        if self.latency_runtime not in RUNTIMES:
-            raise ValueError(f"search.latency_runtime must be one of {list(RUNTIMES)}, but got {self.latency_runtime!r}")
-        for name in ("latency_batch", "latency_runs", "latency_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"search.{name} must be at least 1, but got {getattr(self, name)}")
-        for name in ("images_per_epoch", "stage_eval_images"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"search.{name} must be at least 1 (or null for all), but got {value}")
+
+#: where each flat key of earlier versions lives now, in ``search``: answered in one line
+MOVED = {
+    "cpus_per_trial": "resources.cpus_per_trial", "gpus_per_trial": "resources.gpus_per_trial",
+    "storage_path": "storage.path", "shared_storage": "storage.shared",
+    "images_per_epoch": "stage.images_per_epoch", "stage_eval_images": "stage.eval_images",
+    "calibration_batches": "stage.calibration_batches", "bn_batches": "stage.bn_batches",
+    "onnx": "deploy.onnx", "onnx_layout": "deploy.layout", "latency_runtime": "deploy.runtime",
+    "latency_batch": "deploy.latency_batch", "latency_runs": "deploy.latency_runs",
+    "latency_threads": "deploy.latency_threads",
+    "moasha_rungs": "scheduler.rungs", "moasha_eta": "scheduler.eta", "budget_trials": "scheduler.budget_trials",
+}
 
 
 @dataclass(frozen=True)
@@ -249,14 +292,15 @@ def _space(data: Any, modules: tuple[str, ...]) -> SpaceConfig:
 
 def _check_rungs(search: SearchConfig, modules: tuple[str, ...]) -> None:
     """MOASHA ranks trials after module stages: the method must have them, the rungs must exist."""
-    if search.scheduler != "moasha":
+    scheduler = search.scheduler
+    if scheduler.name != "moasha":
         return
     if not METHODS[search.method].module_stages:
-        raise ConfigError(f"search.scheduler: moasha ranks trials between module stages, but method "
+        raise ConfigError(f"search.scheduler.name: moasha ranks trials between module stages, but method "
                           f"{search.method!r} quantizes every module in one stage; use method mqat")
-    if max(search.moasha_rungs) >= len(modules):
-        raise ConfigError(f"search.moasha_rungs: the network has {len(modules)} module stages (0 to "
-                          f"{len(modules) - 1}), but got {list(search.moasha_rungs)}")
+    if max(scheduler.rungs) >= len(modules):
+        raise ConfigError(f"search.scheduler.rungs: the network has {len(modules)} module stages (0 to "
+                          f"{len(modules) - 1}), but got {list(scheduler.rungs)}")
 
 
 def config_from_dict(data: Any, *, source: str = "config", task_dir: str | Path | None = None) -> Config:
@@ -280,7 +324,7 @@ def config_from_dict(data: Any, *, source: str = "config", task_dir: str | Path 
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', but got {device!r}")
     task = build(task_class.Config, task_data, "task")
     modules = tuple(task_class.module_names(task))
-    search = build(SearchConfig, data.get("search"), "search")
+    search = build(SearchConfig, data.get("search"), "search", moved=MOVED)
     _check_rungs(search, modules)
     return Config(
         name=name, task_name=task_name, task=task,

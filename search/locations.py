@@ -1,4 +1,4 @@
-"""Where a config's searches live (``search.storage_path``), where the driver writes beside
+"""Where a config's searches live (``search.storage.path``), where the driver writes beside
 them, and the checks that those places can be reached and written by every node."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .config import Config, ConfigError, first_line
 
 def storage_root(config: Config) -> str:
     """Where Tune keeps the searches of a config: a directory, or an object-store URI."""
-    root = config.search.storage_path or str(Path(config.output_dir) / "ray")
+    root = config.search.storage.path or str(Path(config.output_dir) / "ray")
     return root if storage.is_uri(root) else str(Path(root).resolve())
 
 
@@ -30,7 +30,7 @@ def latest_experiment(config: Config) -> str:
     try:
         runs = storage.children(root, prefix=f"{config.name}-")
     except OSError as err:
-        raise ConfigError(f"cannot read search.storage_path {root!r}: {first_line(err)}") from None
+        raise ConfigError(f"cannot read search.storage.path {root!r}: {first_line(err)}") from None
     own = re.compile(re.escape(config.name) + r"-\d{8}-\d{6}")
     runs = [run for run in runs if own.fullmatch(run)]
     if not runs:
@@ -46,7 +46,7 @@ def check_reachable(config: Config) -> None:
         try:
             storage.check_reachable(root)
         except (OSError, ValueError) as err:
-            raise ConfigError(f"cannot reach search.storage_path {root!r}: {first_line(err)}") from None
+            raise ConfigError(f"cannot reach search.storage.path {root!r}: {first_line(err)}") from None
 
 
 def check_shared(config: Config) -> None:
@@ -55,11 +55,11 @@ def check_shared(config: Config) -> None:
     import ray
 
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    if nodes > 1 and not (config.search.shared_storage or storage.is_uri(storage_root(config))):
+    if nodes > 1 and not (config.search.storage.shared or storage.is_uri(storage_root(config))):
         raise ConfigError(
-            f"search.storage_path {storage_root(config)!r} is on this machine, but the Ray "
+            f"search.storage.path {storage_root(config)!r} is on this machine, but the Ray "
             f"cluster has {nodes} nodes: put it on a filesystem every node mounts and set "
-            "search.shared_storage: true, or use an object store (s3://bucket/path)")
+            "search.storage.shared: true, or use an object store (s3://bucket/path)")
 
 
 def publish(path: Path, location: str) -> None:

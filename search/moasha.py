@@ -1,6 +1,6 @@
 """MOASHA: Pareto-aware asynchronous successive halving over a trial's MQAT stages.
 
-A trial reports after every stage. At a rung (a stage index, ``search.moasha_rungs``) it is
+A trial reports after every stage. At a rung (a stage index, ``search.scheduler.rungs``) it is
 ranked against every trial that reached that rung before it, by non-dominated sorting on the
 search's objectives that a stage reports (``Objective.stage_key``): its accuracy so far, and its
 plan's final compression (known before it trains, reported as ``plan_compression``); within a

@@ -13,7 +13,7 @@ from . import storage
 from .config import Config, ConfigError
 from .locations import publish
 from .methods import METHODS
-from .prepare import Prepared, deploy_settings
+from .prepare import Prepared
 
 
 def searcher(config: Config, prepared: Prepared, points: list[dict[str, Any]] | None = None):
@@ -65,20 +65,19 @@ def trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
 
     search = config.search
     setup = TrialSetup(config.task_name, config.task, str(Path(config.cache_dir).resolve()),
-                       prepared.fp_state, search.images_per_epoch, search.stage_eval_images,
-                       calibration_batches=search.calibration_batches, bn_batches=search.bn_batches,
-                       faults=faults, deploy=deploy_settings(config))
-    resources = {"cpu": search.cpus_per_trial, "gpu": search.gpus_per_trial}
+                       prepared.fp_state, stage=search.stage, deploy=search.deploy, faults=faults)
+    resources = {"cpu": search.resources.cpus_per_trial, "gpu": search.resources.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
 
 def budget(config: Config, modules: list[str], location: str):
-    """The stopper that ends a search at ``search.budget_trials`` full trials' stages, or None."""
-    if config.search.budget_trials is None:
+    """The stopper that ends a search at ``search.scheduler.budget_trials`` full trials' stages, or None."""
+    budget_trials = config.search.scheduler.budget_trials
+    if budget_trials is None:
         return None
     from .budget import StageBudget
 
-    return StageBudget(config.search.budget_trials, len(modules),
+    return StageBudget(budget_trials, len(modules),
                        experiment=None if storage.is_uri(location) else location)
 
 
@@ -109,9 +108,8 @@ def tracker(config: Config, prepared: Prepared, table, location: str):
     tracking = config.tracking
     uri = tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(config.output_dir)
     params = {"method": config.search.method, "task": config.task_name,
-              **{f"search.{k}": v for k, v in asdict(config.search).items()},
-              **{f"space.{k}": v for k, v in asdict(config.space).items()},
-              **{f"task.{k}": v for k, v in asdict(config.task).items()},
+              **flat("search", asdict(config.search)), **flat("space", asdict(config.space)),
+              **flat("task", asdict(config.task)),
               "fp_accuracy": prepared.fp_metrics.get("accuracy")}
     artifacts = {"seeds": prepared.seeds, "sensitivity": prepared.table.to_dict(),
                  "plans": {f"{t:g}": p.to_dict() for t, p in prepared.plans.items()},
@@ -126,3 +124,11 @@ def recorder(config: Config, prepared: Prepared, table, location: str):
     from tracking.live_table import TableCallback
 
     return tracker(config, prepared, table, location) if config.tracking.enabled else TableCallback(table)
+
+
+def flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Nested settings as MLflow parameters: ``search.resources.cpus_per_trial``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out.update(flat(f"{prefix}.{key}", value) if isinstance(value, dict) else {f"{prefix}.{key}": value})
+    return out

@@ -137,15 +137,7 @@ def fp_latency(config: Config, task, model) -> dict[str, Any]:
     from trainables.deploy import export_and_time
 
     with tempfile.TemporaryDirectory() as directory:
-        return export_and_time(model, task, Path(directory), deploy_settings(config), "cpu")
-
-
-def deploy_settings(config: Config):
-    from trainables.deploy import DeploySettings
-
-    s = config.search
-    return DeploySettings(s.onnx, s.latency_batch, s.latency_runs, s.latency_threads, s.onnx_layout,
-                          s.latency_runtime)
+        return export_and_time(model, task, Path(directory), config.search.deploy, "cpu")
 
 
 def format_pretrain(result, metric) -> str:

@@ -43,8 +43,8 @@ def _writable_dir(path: Path) -> str | None:
 def check_writable(config: Config) -> None:
     """ConfigError unless every local directory the search writes can be written."""
     places = [("output_dir", config.output_dir), ("cache_dir", config.cache_dir)]
-    if config.search.storage_path and not storage.is_uri(config.search.storage_path):
-        places.append(("search.storage_path", config.search.storage_path))
+    if config.search.storage.path and not storage.is_uri(config.search.storage.path):
+        places.append(("search.storage.path", config.search.storage.path))
     for key, place in places:
         reason = _writable_dir(Path(place))
         if reason:
@@ -57,11 +57,11 @@ def _fits(need: dict[str, float], have: dict[str, float]) -> bool:
 
 
 def _needs(config: Config) -> dict[str, float]:
-    return {"CPU": config.search.cpus_per_trial, "GPU": config.search.gpus_per_trial}
+    return {"CPU": config.search.resources.cpus_per_trial, "GPU": config.search.resources.gpus_per_trial}
 
 
 def _fix() -> str:
-    return "lower search.cpus_per_trial / search.gpus_per_trial"
+    return "lower search.resources.cpus_per_trial / gpus_per_trial"
 
 
 def check_local_resources(config: Config) -> None:

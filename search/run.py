@@ -29,7 +29,7 @@ class SearchResult:
     prepared: Prepared | None = None
     location: str = ""
     metric: Any = None  # the task's Metric: how ``accuracy`` reads
-    budget_spent: bool = False  # ended by ``search.budget_trials``, not by an interruption
+    budget_spent: bool = False  # ended by ``search.scheduler.budget_trials``, not by an interruption
 
     @property
     def front(self) -> list[dict[str, Any]]:
@@ -165,7 +165,7 @@ def _after_the_fit(config: Config, prepared: Prepared, grid, table, path: Path, 
     modules = list(task.module_map.names)
     rows = collect(grid, prepared.seeds, task.metric.companions, modules, config.search.objectives)
     score_front_on_test(grid, rows, task, log=log,
-                        runtime=config.search.latency_runtime if config.search.onnx else None)
+                        runtime=config.search.deploy.runtime if config.search.deploy.onnx else None)
     save_test_scores(path, rows)
     if config.tracking.enabled:
         tracker = parts.tracker(config, prepared, table, location)

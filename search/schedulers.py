@@ -1,4 +1,4 @@
-"""The early-stopping schedulers by name (``search.scheduler``): one mapping, read by the
+"""The early-stopping schedulers by name (``search.scheduler.name``): one mapping, read by the
 config's validation and by the search that builds them. A factory returns the Tune scheduler
 (or None) and the callbacks that must run first (they mark what the others read)."""
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _moasha(search, path: Path) -> EarlyStopping:
     from .moasha import MOASHA, StoppedMarker
 
     ranked = ranked_at_stages(search.objectives)
-    scheduler = MOASHA(rungs=search.moasha_rungs, eta=search.moasha_eta, state_dir=path,
+    scheduler = MOASHA(rungs=search.scheduler.rungs, eta=search.scheduler.eta, state_dir=path,
                        metrics=[(o.stage_key, o.mode) for o in ranked])
     return EarlyStopping(scheduler, [StoppedMarker([(o.stage_key, o.key) for o in ranked if o.stage_key != o.key])])
 
@@ -37,4 +37,4 @@ SCHEDULERS: dict[str, Callable[[Any, Path], EarlyStopping]] = {"none": _none, "m
 
 
 def make_early_stopping(search, path: Path) -> EarlyStopping:
-    return SCHEDULERS[search.scheduler](search, path)
+    return SCHEDULERS[search.scheduler.name](search, path)

@@ -25,10 +25,10 @@ def check_location(location: str) -> None:
         return
     scheme = location.split("://", 1)[0]
     if scheme not in URI_SCHEMES:
-        raise ValueError(f"search.storage_path {location!r} has an unknown scheme {scheme!r}: use a "
+        raise ValueError(f"search.storage.path {location!r} has an unknown scheme {scheme!r}: use a "
                          f"directory or one of {', '.join(s + '://' for s in URI_SCHEMES)}")
     if not location.split("://", 1)[1].split("?", 1)[0].strip("/"):
-        raise ValueError(f"search.storage_path {location!r} names no bucket")
+        raise ValueError(f"search.storage.path {location!r} names no bucket")
 
 
 def join(location: str, name: str) -> str:

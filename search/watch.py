@@ -42,5 +42,5 @@ class PendingWatch(Callback):
         need = getattr(trial.placement_group_factory, "required_resources", {}) or {}
         return (f"trial {trial.trial_id} has waited {waited:.0f} s for {need.get('CPU', 0):g} CPUs "
                 f"and {need.get('GPU', 0):g} GPUs while no trial ran: no node offers them now; lower "
-                "search.cpus_per_trial / search.gpus_per_trial or add nodes, then continue with "
+                "search.resources.cpus_per_trial / gpus_per_trial or add nodes, then continue with "
                 "--resume (search.pending_timeout_s: null waits forever)")

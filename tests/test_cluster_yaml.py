@@ -30,5 +30,5 @@ def test_the_validator_catches_a_wrong_head_type():
 def test_cluster_search_config_asks_for_gpus_and_shared_storage(path):
     from search.config import load_config
     config = load_config(path)
-    assert config.search.gpus_per_trial == 1 and config.search.shared_storage
-    assert config.search.storage_path.startswith("/mnt/shared") and config.cache_dir.startswith("/mnt/shared")
+    assert config.search.resources.gpus_per_trial == 1 and config.search.storage.shared
+    assert config.search.storage.path.startswith("/mnt/shared") and config.cache_dir.startswith("/mnt/shared")

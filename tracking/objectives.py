@@ -30,7 +30,7 @@ class Objective:
     #: stopped trial's last report); None: only the final report has it
     stage_key: str | None = None
     every_report: bool = True  # every report holds ``key`` (False: only the final one)
-    onnx: bool = False  # measured on the trial's ONNX export (needs ``search.onnx``), the FP model timed alike
+    onnx: bool = False  # measured on the trial's ONNX export (needs ``search.deploy.onnx``), the FP model timed alike
 
     def show(self, value: float) -> str:
         return self.shown.format(value)
@@ -43,7 +43,7 @@ OBJECTIVES = {
     "compression": Objective("compression", "compression", "max", "compression (x)", "{:.2f}x",
                              reference=lambda fp: 1.0, stage_key="plan_compression"),
     # a trial slower than twice the FP model adds nothing to the hypervolume
-    "latency": Objective("latency", "latency_ms", "min", "latency, ms (batch 1, median, in search.latency_runtime)",
+    "latency": Objective("latency", "latency_ms", "min", "latency, ms (batch 1, median, in search.deploy.runtime)",
                          "{:.1f} ms", reference=lambda fp: 2 * fp["latency_ms"], every_report=False, onnx=True),
     # bit operations (MACs times weight and input bits, one image): the compute a plan costs on
     # hardware with kernels for its bits; no worse than the FP model's, a stage ranks by the plan's

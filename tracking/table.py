@@ -17,8 +17,8 @@ from .results import FIELDS
 #: failed or unfinished trial are null; ``bops`` are the plan's bit operations
 #: (MACs times weight and input bits, for one image); ``pareto`` marks the front; ``ilp_seed`` an ILP seed plan,
 #: ``seed`` the trial's random seed; ``test_*`` are set for front models only (``test_accuracy_onnx``:
-#: its ONNX file run in ``search.latency_runtime``); ``onnx_bytes`` and
-#: ``latency_*`` describe the trial's ONNX export (median ms at batch 1 and at ``search.latency_batch``,
+#: its ONNX file run in ``search.deploy.runtime``); ``onnx_bytes`` and
+#: ``latency_*`` describe the trial's ONNX export (median ms at batch 1 and at ``search.deploy.latency_batch``,
 #: on ``latency_provider``), ``speedup_vs_fp`` the FP model's latency over the trial's, timed alike on
 #: the same node (below 1: slower than FP). The task's companion
 #: metrics follow as float columns named by their keys.

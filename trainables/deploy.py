@@ -22,14 +22,23 @@ from .tasks import example_input
 
 @dataclass(frozen=True)
 class DeploySettings:
-    """What a trial does with its final model beyond the packed file (``search.onnx`` ...)."""
+    """What a trial does with its final model beyond the packed file (``search.deploy``)."""
 
-    onnx: bool = True            # export the final model as ONNX (and time it)
+    onnx: bool = True            # export the final model as ONNX (QDQ) and time it
+    layout: str = "speed"        # speed (int8 kernels) or size (int4 for 2-4 bits): mqat.export_onnx
+    runtime: str = "onnxruntime"  # or openvino: where the latency is measured (mqat.onnx_latency)
     latency_batch: int = 8       # a second batch size timed beside batch 1
     latency_runs: int = 20       # timed runs per batch size (the median is reported)
     latency_threads: int = 1     # the runtime's intra- and inter-op threads
-    layout: str = "speed"        # how the integers are stored (mqat.export_onnx)
-    runtime: str = "onnxruntime"  # where the latency is measured (mqat.onnx_latency)
+
+    def __post_init__(self) -> None:
+        if self.layout not in mqat.LAYOUTS:
+            raise ValueError(f"search.deploy.layout must be one of {list(mqat.LAYOUTS)}, but got {self.layout!r}")
+        if self.runtime not in mqat.RUNTIMES:
+            raise ValueError(f"search.deploy.runtime must be one of {list(mqat.RUNTIMES)}, but got {self.runtime!r}")
+        for name in ("latency_batch", "latency_runs", "latency_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"search.deploy.{name} must be at least 1, but got {getattr(self, name)}")
 
 
 def _time(path: Path, shape: tuple[int, ...], settings: DeploySettings, device: str) -> dict[str, Any]:

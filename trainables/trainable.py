@@ -13,7 +13,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,25 @@ from .tasks import example_input, get_task
 
 
 @dataclass(frozen=True)
+class StageSettings:
+    """What each MQAT stage of a trial trains and scores on (``search.stage``)."""
+
+    images_per_epoch: int | None = 512  # QAT fine-tuning images per stage (null: the whole training set)
+    eval_images: int | None = 500  # validation images scoring each stage (null: all); the final model uses all
+    calibration_batches: int = 8  # validation batches that set each stage's new quantizer steps
+    bn_batches: int = 8  # training batches that re-estimate BN statistics (trials with bn on)
+
+    def __post_init__(self) -> None:
+        for name in ("calibration_batches", "bn_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"search.stage.{name} must be at least 1, but got {getattr(self, name)}")
+        for name in ("images_per_epoch", "eval_images"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"search.stage.{name} must be at least 1 (or null for all), but got {value}")
+
+
+@dataclass(frozen=True)
 class TrialSetup:
     """What every trial shares; shipped once through the object store (``tune.with_parameters``)."""
 
@@ -37,18 +56,15 @@ class TrialSetup:
     task_config: Any
     cache_dir: str
     fp_state: dict[str, torch.Tensor]
-    images_per_epoch: int | None = None
-    stage_eval_images: int | None = 500
-    calibration_batches: int = 8  # validation batches that calibrate each stage's quantizers
-    bn_batches: int = 8  # training batches that re-estimate BN statistics, where the trial asks
+    stage: StageSettings = field(default_factory=StageSettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)  # the ONNX export and its latency
     ema_warmup_fraction: float = 0.05  # of the steps a trial runs: the searched decay then matters
     faults: dict[int, str] | None = None  # trial number -> fault kind (``trainables.faults``)
-    deploy: DeploySettings = DeploySettings()  # the ONNX export and its latency
 
 
 def ema_warmup_steps(task, setup: TrialSetup, epochs: int) -> int:
     """The EMA warm-up in steps, a fixed fraction of the ``epochs`` a trial trains."""
-    return max(1, round(setup.ema_warmup_fraction * epochs * task.steps_per_epoch(setup.images_per_epoch)))
+    return max(1, round(setup.ema_warmup_fraction * epochs * task.steps_per_epoch(setup.stage.images_per_epoch)))
 
 
 def _threads_and_device() -> torch.device:
@@ -140,7 +156,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     plan_compression, plan_bops = planned.compression, planned.bops
     context = tune.get_context()
     fault = fault_for(setup.faults or {}, Path(context.get_trial_dir()).name, context.get_trial_id())
-    train_epoch = with_fault(functools.partial(task.train_epoch, images=setup.images_per_epoch), fault,
+    train_epoch = with_fault(functools.partial(task.train_epoch, images=setup.stage.images_per_epoch), fault,
                              resumed=resume is not None, checkpointed=lambda: tune.get_checkpoint() is not None)
 
     def on_stage(result: mqat.StageResult) -> None:
@@ -153,10 +169,10 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     start = time.perf_counter()
     result = mqat.run_mqat(
         model, settings.plan, task.module_map, order=settings.order, train_epoch=train_epoch,
-        evaluate=task.evaluate, evaluate_stage=functools.partial(task.evaluate, images=setup.stage_eval_images),
+        evaluate=task.evaluate, evaluate_stage=functools.partial(task.evaluate, images=setup.stage.eval_images),
         epochs_per_stage=settings.epochs_per_stage, ema=settings.ema, qc=settings.qc,
-        calibration_batches=task.sensitivity_batches(setup.calibration_batches),
-        bn_batches=task.train_batches(setup.bn_batches) if settings.bn else None,
+        calibration_batches=task.sensitivity_batches(setup.stage.calibration_batches),
+        bn_batches=task.train_batches(setup.stage.bn_batches) if settings.bn else None,
         seed=settings.seed, optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr),
         on_stage=on_stage, resume=resume)
     size = mqat.model_size(result.model, settings.plan, task.module_map)

@@ -14,8 +14,8 @@ TINY = {
     "task": {"name": "pose", "train_images": 64, "val_images": 32, "test_images": 32, "image_size": 64, "widths": [8, 16, 32, 64],
              "fpn_channels": 16, "keypoints": 6, "batch_size": 16},
     "pretrain": {"epochs": 1},
-    "search": {"num_samples": 2, "max_concurrent": 2, "targets": [4, 8], "images_per_epoch": 32,
-               "stage_eval_images": 16, "sensitivity_batches": 1},
+    "search": {"num_samples": 2, "max_concurrent": 2, "targets": [4, 8], "sensitivity_batches": 1,
+               "stage": {"images_per_epoch": 32, "eval_images": 16}},
 }
 
 
@@ -35,22 +35,20 @@ def ray_session(tmp_path_factory):
 
 @pytest.fixture
 def tiny_config(tmp_path):
-    from search.config import config_from_dict
+    from search.config import config_from_dict, merge
 
     def make(**sections):
-        data = {key: ({**value, **sections.get(key, {})} if isinstance(value, dict) else value)
-                for key, value in TINY.items()}
-        data.update({k: v for k, v in sections.items() if k not in TINY})
-        data["cache_dir"] = str(tmp_path / "cache")
-        data["output_dir"] = str(tmp_path / "out")
-        return config_from_dict(data)
+        return config_from_dict(merge(TINY, {**sections, "cache_dir": str(tmp_path / "cache"),
+                                             "output_dir": str(tmp_path / "out")}))
     return make
 
 
 def write_tiny_config(tmp_path: Path, search: dict | None = None, **sections) -> Path:
     """The tiny config as a YAML file, its cache and output under ``tmp_path``, for the CLI."""
-    config = {**TINY, "search": {**TINY["search"], **(search or {})}, **sections,
-              "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
+    from search.config import merge
+
+    config = merge(TINY, {"search": search or {}, **sections,
+                          "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

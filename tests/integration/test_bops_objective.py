@@ -13,7 +13,7 @@ def test_three_objective_search_with_bops(ray_session, tiny_config):
     from tracking.mlflow_tracker import default_uri
     from tracking.objectives import maximised
 
-    config = tiny_config(search={"objectives": ["accuracy", "compression", "bops"], "onnx": False})
+    config = tiny_config(search={"objectives": ["accuracy", "compression", "bops"], "deploy": {"onnx": False}})
     log = []
     result = run_search(config, progress=False, log=log.append)
     done = [r for r in result.rows if r["status"] == "finished"]

@@ -57,7 +57,7 @@ def _search_on_nodes(tmp_path: Path, head_env: dict, worker_env: dict, driver_en
         subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=2", *common],
                        env={**base, **worker_env}, check=True, capture_output=True, timeout=120)
         path = write_tiny_config(tmp_path, {"num_samples": 2, "max_concurrent": 2, "targets": [4],
-                                            "shared_storage": True})
+                                            "storage": {"shared": True}})
         return subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(path), "--quiet",
                                "--address", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=600,
                               env={**base, **driver_env, "RAY_TMPDIR": ray_tmp})

@@ -17,8 +17,8 @@ def test_moasha_stops_trials_and_records_them(ray_session, tiny_config):
     from tracking.table import read_table
 
     # one trial at a time: the order trials reach the rung, and so every decision, is fixed
-    config = tiny_config(search={"num_samples": 6, "max_concurrent": 1, "scheduler": "moasha",
-                                 "moasha_rungs": [0], "moasha_eta": 2, "onnx": False})
+    config = tiny_config(search={"num_samples": 6, "max_concurrent": 1, "deploy": {"onnx": False},
+                                 "scheduler": {"name": "moasha", "rungs": [0], "eta": 2}})
     log = []
     result = run_search(config, progress=False, log=log.append)
     stopped = [r for r in result.rows if r["status"] == "stopped"]
@@ -62,7 +62,8 @@ def test_moasha_stops_trials_and_records_them(ray_session, tiny_config):
 def test_a_stage_budget_ends_the_search(ray_session, tiny_config):
     from search.run import run_search
 
-    config = tiny_config(search={"num_samples": 8, "max_concurrent": 1, "budget_trials": 2, "onnx": False})
+    config = tiny_config(search={"num_samples": 8, "max_concurrent": 1, "scheduler": {"budget_trials": 2},
+                                 "deploy": {"onnx": False}})
     result = run_search(config, progress=False, log=lambda *_: None)
     stages = 0
     for r in result.rows:
@@ -83,15 +84,15 @@ def test_a_search_ended_by_its_scheduler_or_budget_exits_0_with_a_summary(ray_se
     from search.cli import main
     from tests.integration.conftest import write_tiny_config
 
-    path = write_tiny_config(tmp_path, {"num_samples": 5, "max_concurrent": 1, "scheduler": "moasha",
-                                        "moasha_rungs": [0], "moasha_eta": 2, "onnx": False})
+    path = write_tiny_config(tmp_path, {"num_samples": 5, "max_concurrent": 1, "deploy": {"onnx": False},
+                                        "scheduler": {"name": "moasha", "rungs": [0], "eta": 2}})
     assert main(["search", "--config", str(path), "--quiet"]) == 0
     out = capsys.readouterr()
     assert "stopped early by the scheduler (after stage 0)" in out.out and "--resume" not in out.err
 
     (tmp_path / "budget").mkdir()
-    budget = write_tiny_config(tmp_path / "budget", {"num_samples": 6, "max_concurrent": 1, "budget_trials": 1,
-                                                     "onnx": False})
+    budget = write_tiny_config(tmp_path / "budget", {"num_samples": 6, "max_concurrent": 1,
+                                                     "scheduler": {"budget_trials": 1}, "deploy": {"onnx": False}})
     assert main(["search", "--config", str(budget), "--quiet"]) == 0
     out = capsys.readouterr()
     assert "the stage budget of 1 full trials is spent" in out.out and "--resume" not in out.err

@@ -76,7 +76,8 @@ sys.exit(code)
 @pytest.mark.slow
 def test_two_workers_share_the_trials_and_survive_losing_one(tmp_path):
     path = write_tiny_config(tmp_path, {"num_samples": 4, "max_concurrent": 2, "max_failures": 2,
-                                        "cpus_per_trial": 1, "shared_storage": True, "targets": [4]},
+                                        "resources": {"cpus_per_trial": 1}, "storage": {"shared": True},
+                                        "targets": [4]},
                              space={"epochs_per_stage": 3})
     ray_tmp = short_ray_tmp()
     driver = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path), str(tmp_path / "out"),

@@ -1,4 +1,4 @@
-"""A search whose storage_path is an object store (``s3://``), here a local S3-compatible server
+"""A search whose search.storage.path is an object store (``s3://``), here a local S3-compatible server
 (moto's), through the command line as a user runs it: Tune keeps its trials and checkpoints in
 the bucket, a trial whose worker dies resumes from its checkpoint there, the driver's table and
 plot are copied up, and ``--resume`` and ``mqat report`` find the search by its URI. A wrong
@@ -86,7 +86,7 @@ def _run(command, env, ray_tmp):
 def test_search_on_an_object_store(tmp_path, s3_endpoint):
     uri = f"s3://{BUCKET}/searches?endpoint_override={s3_endpoint}&scheme=http"
     path = write_tiny_config(tmp_path, {"num_samples": 2, "max_concurrent": 1, "max_failures": 2,
-                                        "targets": [4], "storage_path": uri},
+                                        "targets": [4], "storage": {"path": uri}},
                              space={"epochs_per_stage": 3})
     ray_tmp = short_ray_tmp()
     # the first trial's worker dies by SIGKILL once Tune holds its first stage checkpoint
@@ -154,18 +154,18 @@ def test_search_on_an_object_store(tmp_path, s3_endpoint):
 
 
 def test_object_store_is_checked_before_anything_is_written(tmp_path, s3_endpoint):
-    path = write_tiny_config(tmp_path, {"storage_path": f"s3://{BUCKET}/searches?endpoint_override="
-                                                        f"{s3_endpoint}&scheme=http"})
+    path = write_tiny_config(tmp_path, {"storage": {"path": f"s3://{BUCKET}/searches?endpoint_override="
+                                                                f"{s3_endpoint}&scheme=http"}})
     result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(path),
                              "--check"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "valid" in result.stdout, result.stderr[-2000:]
     for uri in (f"s3://no-such-bucket/searches?endpoint_override={s3_endpoint}&scheme=http",
                 f"s3://{BUCKET}/x?endpoint_override=127.0.0.1:{_free_port()}&scheme=http&connect_timeout=1"):
-        path = write_tiny_config(tmp_path, {"storage_path": uri})
+        path = write_tiny_config(tmp_path, {"storage": {"path": uri}})
         result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(path),
                                  "--check"], capture_output=True, text=True, timeout=120)
         errors = [line for line in result.stderr.splitlines() if line.startswith("mqat:")]
         assert result.returncode == 2, result.stderr[-2000:]
-        assert len(errors) == 1 and "cannot reach search.storage_path" in errors[0], result.stderr
+        assert len(errors) == 1 and "cannot reach search.storage.path" in errors[0], result.stderr
         assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
     assert _bucket_files(s3_endpoint) == []                       # --check wrote nothing there

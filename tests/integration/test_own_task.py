@@ -29,9 +29,9 @@ def _user_project(tmp_path: Path, **task_keys) -> Path:
         "task": {"name": "my_shapes:ShapesTask", "train_images": 256, "val_images": 128, "test_images": 128,
                  "width": 8, "batch_size": 32, **task_keys},
         "pretrain": {"epochs": 2},
-        "search": {"num_samples": 2, "max_concurrent": 2, "targets": [4], "images_per_epoch": 128,
-                   "stage_eval_images": 64, "sensitivity_batches": 1, "calibration_batches": 2,
-                   "bn_batches": 2, "shared_storage": True},
+        "search": {"num_samples": 2, "max_concurrent": 2, "targets": [4], "sensitivity_batches": 1,
+                   "stage": {"images_per_epoch": 128, "eval_images": 64, "calibration_batches": 2, "bn_batches": 2},
+                   "storage": {"shared": True}},
         "space": {"weight_bits": [2, 4, 8], "epochs_per_stage": 1},
     }
     path = folder / "config.yaml"

@@ -13,10 +13,10 @@ from search.config import ConfigError
 def test_a_trial_larger_than_every_node_is_refused(ray_session, tiny_config):
     from search.resources import check_cluster_resources
 
-    check_cluster_resources(tiny_config(search={"cpus_per_trial": 2.0}))
+    check_cluster_resources(tiny_config(search={"resources": {"cpus_per_trial": 2.0}}))
     with pytest.raises(ConfigError, match=r"asks for 3 CPUs and 0 GPUs, but no node of the Ray cluster "
                                           r"has that much \(at most 2 CPUs and 0 GPUs on one of its 1 nodes\)"):
-        check_cluster_resources(tiny_config(search={"cpus_per_trial": 3.0}))
+        check_cluster_resources(tiny_config(search={"resources": {"cpus_per_trial": 3.0}}))
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ def test_killed_trial_resumes_after_its_last_stage_in_the_same_child_run(ray_ses
     # the worker dies by SIGKILL in its first epoch after Tune holds its first stage checkpoint
     monkeypatch.setenv("MQAT_INJECT_FAULTS", "1:kill")
     config = tiny_config(search={"num_samples": 1, "max_concurrent": 1, "max_failures": 2,
-                                 "targets": [4], "images_per_epoch": 64},
+                                 "targets": [4], "stage": {"images_per_epoch": 64}},
                          space={"epochs_per_stage": 2})
     result = run_search(config, progress=False, log=lambda *_: None)
     (row,) = result.rows

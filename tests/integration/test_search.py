@@ -136,8 +136,8 @@ def test_three_objective_search_with_latency(ray_session, tiny_config):
     from tracking.mlflow_tracker import default_uri
     from tracking.objectives import maximised
 
-    config = tiny_config(search={"objectives": ["accuracy", "compression", "latency"], "latency_runs": 5,
-                                 "latency_runtime": "openvino"})
+    config = tiny_config(search={"objectives": ["accuracy", "compression", "latency"],
+                                 "deploy": {"latency_runs": 5, "runtime": "openvino"}})
     log = []
     result = run_search(config, progress=False, log=log.append)
     done = [r for r in result.rows if r["status"] == "finished"]
@@ -207,7 +207,7 @@ def test_a_search_runs_given_points_and_a_sampler_after_them(ray_session, tiny_c
     ILP seeds; Optuna's GP sampler, or the ILP-guided one, proposes the rest."""
     from search.run import run_search
 
-    config = tiny_config(search={"sampler": sampler, "num_samples": 3, "onnx": False},
+    config = tiny_config(search={"sampler": sampler, "num_samples": 3, "deploy": {"onnx": False}},
                          space={"joint": True, "ema": False, "qc": False, "bn": True})
     points = [{"order": "uniform", "bits_backbone": 8, "bits_fpn": 4, "bits_head": 2, "lr": 1e-4},
               {"order": "head>fpn>backbone", "bits_backbone": 2, "bits_fpn": 3, "bits_head": 4, "lr": 2e-4}]

@@ -33,5 +33,5 @@ def test_two_nodes_and_local_storage_exit_2(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("mqat:")]
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(errors) == 1 and "the Ray cluster has 2 nodes" in errors[0]
-    assert "search.shared_storage: true" in errors[0]
+    assert "search.storage.shared: true" in errors[0]
     assert not (tmp_path / "out").exists()          # no experiment directory, no MLflow store

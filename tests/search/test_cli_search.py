@@ -25,9 +25,10 @@ def _config(**sections):
     (_config(search={"targets": [4, 40]}), [], "40x is unreachable: the highest reachable"),
     (_config(pretrain={"checkpoint": "/nonexistent/fp.pt"}), [], "does not exist"),
     (_config(), ["--num-samples", "0"], "number of samples must be at least 1"),
-    (_config(search={"cpus_per_trial": 4096}), [], "a trial asks for 4096 CPUs and 0 GPUs, but this machine has"),
-    (_config(search={"cpus_per_trial": 4096}), ["--check"], "lower search.cpus_per_trial"),
-    (_config(search={"gpus_per_trial": 64}), ["--check"], "a trial asks for 1 CPUs and 64 GPUs"),
+    (_config(search={"resources": {"cpus_per_trial": 4096}}), [], "a trial asks for 4096 CPUs and 0 GPUs, but this machine has"),
+    (_config(search={"resources": {"cpus_per_trial": 4096}}), ["--check"], "lower search.resources.cpus_per_trial"),
+    (_config(search={"resources": {"gpus_per_trial": 64}}), ["--check"], "a trial asks for 1 CPUs and 64 GPUs"),
+    (_config(search={"budget_trials": 4}), [], "search.budget_trials has moved to search.scheduler.budget_trials: write it there"),
 ])
 def test_bad_input(tmp_path, config, extra, match):
     _assert_refused(tmp_path, config, extra, match)

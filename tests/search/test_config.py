@@ -1,6 +1,11 @@
+import re
+from pathlib import Path
+
 import pytest
 
-from search.config import ConfigError, config_from_dict, load_config
+from search.config import MOVED, ConfigError, SearchConfig, config_from_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quickstart_config_is_valid():
@@ -20,18 +25,25 @@ def test_quickstart_config_is_valid():
     ({"pretrain": {"epochs": -1}}, r"pretrain.epochs must be an integer >= 1"),
     ({"pretrain": {"lr": "fast"}}, r"pretrain.lr must be a number"),
     ({"device": "tpu"}, r"device must be"),
-    ({"search": {"storage_path": "ftp://host/dir"}}, r"unknown scheme 'ftp': use a directory or one of s3://"),
-    ({"search": {"storage_path": "s3://?endpoint_override=x"}}, r"names no bucket"),
+    ({"search": {"storage": {"path": "ftp://host/dir"}}}, r"search.storage.path 'ftp://host/dir' has an unknown scheme 'ftp': use a directory or one of s3://"),
+    ({"search": {"storage": {"path": "s3://?endpoint_override=x"}}}, r"names no bucket"),
     ([1, 2], r"mapping at the top level"),
     ({"search": {"objectives": ["accuracy", "speed"]}}, r"unknown objective 'speed'; known: accuracy, compression, latency"),
     ({"search": {"objectives": ["latency", "accuracy", "compression"]}}, r"must be \[accuracy, compression\], then any of latency"),
-    ({"search": {"objectives": ["accuracy", "compression", "latency"], "onnx": False}}, r"set search.onnx: true"),
-    ({"search": {"latency_runs": 0}}, r"search.latency_runs must be at least 1"),
-    ({"search": {"scheduler": "asha"}}, r"search.scheduler must be one of \['none', 'moasha'\]"),
-    ({"search": {"scheduler": "moasha", "moasha_rungs": [3]}}, r"the network has 3 module stages \(0 to 2\)"),
-    ({"search": {"scheduler": "moasha", "method": "uniform"}}, r"use method mqat"),
-    ({"search": {"moasha_eta": 1}}, r"search.moasha_eta must be >= 2"),
-    ({"search": {"budget_trials": 0}}, r"search.budget_trials must be > 0"),
+    ({"search": {"objectives": ["accuracy", "compression", "latency"], "deploy": {"onnx": False}}},
+     r"has latency, measured on the ONNX export: set search.deploy.onnx: true"),
+    ({"search": {"deploy": {"latency_runs": 0}}}, r"search.deploy.latency_runs must be at least 1"),
+    ({"search": {"deploy": {"runtime": "tensorrt"}}}, r"search.deploy.runtime must be one of"),
+    ({"search": {"stage": {"eval_images": 0}}}, r"search.stage.eval_images must be at least 1 \(or null for all\)"),
+    ({"search": {"resources": {"cpus_per_trial": 0}}}, r"search.resources.cpus_per_trial must be > 0"),
+    ({"search": {"stage": {"images": 3}}}, r"unknown key search.stage.images; did you mean 'eval_images'\?"),
+    ({"search": {"scheduler": {"name": "asha"}}}, r"search.scheduler.name must be one of \['none', 'moasha'\], but got 'asha'; did you mean 'moasha'\?"),
+    ({"search": {"scheduler": {"name": "moasha", "rungs": [3]}}}, r"search.scheduler.rungs: the network has 3 module stages \(0 to 2\)"),
+    ({"search": {"scheduler": {"name": "moasha"}, "method": "uniform"}}, r"use method mqat"),
+    ({"search": {"scheduler": {"eta": 1}}}, r"search.scheduler.eta must be >= 2"),
+    ({"search": {"scheduler": {"budget_trials": 0}}}, r"search.scheduler.budget_trials must be > 0"),
+    ({"search": {"scheduler": "moasha"}}, r"^search.scheduler is a section: write scheduler: \{name: moasha\}$"),
+    ({"search": {"method": "uniformm"}}, r"search.method must be one of \['mqat', 'uniform', 'ilp-only'\], but got 'uniformm'; did you mean 'uniform'\?"),
     ({"search": {"sampler": "gps"}}, r"search.sampler must be one of \['tpe', 'gp', 'nsga2', 'random', 'ilp'\], but got 'gps'; did you mean 'gp'\?"),
     ({"task": {"\r": 0}}, r"unknown key task\.'\\r'; known keys"),  # found by hypothesis: one line
 ])
@@ -47,3 +59,24 @@ def test_yaml_is_loaded_safely(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("old, new", sorted(MOVED.items()))
+def test_each_flat_key_of_earlier_versions_names_its_new_place(old, new):
+    with pytest.raises(ConfigError, match=rf"^search\.{old} has moved to search\.{re.escape(new)}: write it there$"):
+        config_from_dict({"search": {old: 1}})
+
+
+@pytest.mark.parametrize("path", sorted([*ROOT.glob("configs/*.yaml"), *ROOT.glob("examples/*.yaml")]),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert config.search.stage.images_per_epoch and config.search.resources.cpus_per_trial > 0
+
+
+def test_a_trial_and_the_config_share_one_set_of_stage_and_deploy_defaults():
+    from trainables.trainable import TrialSetup
+
+    setup = TrialSetup("pose", None, "data", {})
+    assert setup.stage == SearchConfig().stage and setup.deploy == SearchConfig().deploy
+    assert SearchConfig().stage.images_per_epoch == 512     # (it was None for a trial, 512 in a config)
