@@ -69,7 +69,7 @@ def run(quick: bool = False) -> list[dict]:
                        for name, path in models.items()}
             for batch in BATCHES:
                 feed = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
-                seconds = interleaved({name: (lambda r=r: r(feed)) for name, r in runners.items()},
+                seconds = interleaved({name: (lambda r=r, feed=feed: r(feed)) for name, r in runners.items()},
                                       rounds=rounds, warmup=3)
                 for name, value in seconds.items():
                     ratio = seconds["FP"] / value

@@ -158,7 +158,7 @@ def _ptq(quick: bool, bits: int, seed: int, task_name: str = "pose") -> float:
 
 
 def _fp(quick: bool, task_name: str = "pose") -> float:
-    config, prepared = _context(quick, task_name)
+    _config, prepared = _context(quick, task_name)
     model = prepared.checked.task.build_model()
     model.load_state_dict(prepared.fp_state)
     return _score(prepared.checked.task, model)

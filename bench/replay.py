@@ -158,8 +158,8 @@ def replay(table: Table, arm: Arm, seed: int, *, budget_trials: float = 48, work
     from optuna.trial import TrialState
 
     import mqat
-    from search.samplers import SamplerContext, make_sampler
     from search.moasha import MOASHA
+    from search.samplers import SamplerContext, make_sampler
     from spaces import define_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -246,8 +246,8 @@ def summarise(name: str, curves: list[Curve], marks=(12, 24, 48)) -> dict[str, A
 
 
 def format_summary(rows: list[dict[str, Any]], hv_star: float) -> str:
-    lines = [f"fraction of HV* ({hv_star:.4f}): median [interquartile range] over seeds, at 12 / 24 / 48 trials' "
-             "compute; compute (in full trials) to 0.95 and 0.99 of HV*, median over the seeds that reached it",
+    lines = [(f"fraction of HV* ({hv_star:.4f}): median [interquartile range] over seeds, at 12 / 24 / 48 trials' "
+              "compute; compute (in full trials) to 0.95 and 0.99 of HV*, median over the seeds that reached it"),
              f"{'arm':<28} {'@12':>19} {'@24':>19} {'@48':>19} {'area@48':>7} {'to 0.95':>12} {'to 0.99':>12}"]
     for r in rows:
         cells = [f"{m:.3f} [{lo:.3f}-{hi:.3f}]" for m, lo, hi in (r["hv@12"], r["hv@24"], r["hv@48"])]

@@ -91,14 +91,14 @@ def run(quick: bool = False) -> list[dict]:
 
     ray_env.apply()  # Ray's environment (local token auth, quiet) before Ray starts
 
+    import optuna
     import ray
     from ray import tune
     from ray.cluster_utils import Cluster
     from ray.tune.search.optuna import OptunaSearch
-    import optuna
 
-    from search.progress import ProgressPrinter
     from search.moasha import MOASHA, StoppedMarker
+    from search.progress import ProgressPrinter
     from spaces import SpaceConfig, define_space, with_trial_seed
     from tracking.live_table import LiveTable
     from tracking.mlflow_tracker import MLflowTracker

@@ -54,7 +54,7 @@ def _sensitivity_rows(sizes) -> list[dict]:
     for modules in sizes:
         model, module_map = _chain(modules)
         target = model(x).detach() + 0.1
-        loss = lambda m, batch: (m(batch[0]) - batch[1]).pow(2).mean()  # noqa: E731
+        loss = lambda m, batch: (m(batch[0]) - batch[1]).pow(2).mean()
         start = time.perf_counter()
         mqat.sensitivity(model, module_map, loss_fn=loss, batches=[(x, target)], bits=CHOICES[5])
         seconds = time.perf_counter() - start
@@ -76,10 +76,10 @@ def _rss_mib() -> float:
 
 def _driver_memory(trials: int) -> list[dict]:
     """Driver RSS after every 100 trivial trials of a real Tune run with Optuna."""
-    from search.ray_env import init_ray
-
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
+
+    from search.ray_env import init_ray
 
     init_ray(None)
     marks: list[tuple[int, float]] = []

@@ -77,4 +77,4 @@ def _busy_seconds(rows: list[dict]) -> float:
     return total
 
 
-__all__ = ["run", "base_config", "replace"]
+__all__ = ["base_config", "replace", "run"]

@@ -28,14 +28,15 @@ from ._ema import EMAConfig, ModelEMA
 from ._export import PackedModel, export_packed, load_packed
 from ._files import atomic_write
 from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat, train_qc
-from ._latency import RUNTIMES, Latency, onnx_latency, runner as onnx_runner, runtime_available
-from ._onnx import export_onnx
-from ._onnx_model import OnnxModel
-from ._onnx_rewrite import LAYOUTS
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
+from ._latency import RUNTIMES, Latency, onnx_latency, runtime_available
+from ._latency import runner as onnx_runner
 from ._layers import QuantConv2d, QuantLinear
 from ._lsq import LSQQuantizer, lsq_fake_quant, quant_range
 from ._module_map import ModuleMap
+from ._onnx import export_onnx
+from ._onnx_model import OnnxModel
+from ._onnx_rewrite import LAYOUTS
 from ._oscillation import OscillationTracker
 from ._plan import FULL_PRECISION, QUANT_BITS, VALID_BITS, BitPlan
 from ._qc import QCConfig, add_qc, fold_qc
@@ -45,16 +46,52 @@ from ._sensitivity import SensitivityTable, sensitivity
 from ._size import ModelSize, ModuleSize, model_size
 
 __all__ = [
-    "FULL_PRECISION", "QUANT_BITS", "VALID_BITS",
-    "BitPlan", "ModuleMap",
-    "LSQQuantizer", "lsq_fake_quant", "quant_range", "QuantConv2d", "QuantLinear",
-    "quantize_", "quantized_layers", "calibrate", "CalibrationConfig", "reestimate_bn",
-    "seed_everything", "derive_seed",
-    "ModelSize", "ModuleSize", "model_size",
-    "SensitivityTable", "sensitivity",
-    "max_compression", "solve_bit_plan", "solve_bit_plans",
-    "EMAConfig", "ModelEMA", "QCConfig", "add_qc", "fold_qc", "OscillationTracker",
-    "FlowState", "MQATResult", "StageResult", "run_mqat", "train_qc",
-    "PackedModel", "export_packed", "load_packed", "atomic_write",
-    "export_onnx", "onnx_latency", "Latency", "LAYOUTS", "RUNTIMES", "runtime_available", "onnx_runner", "OnnxModel",
+    "FULL_PRECISION",
+    "LAYOUTS",
+    "QUANT_BITS",
+    "RUNTIMES",
+    "VALID_BITS",
+    "BitPlan",
+    "CalibrationConfig",
+    "EMAConfig",
+    "FlowState",
+    "LSQQuantizer",
+    "Latency",
+    "MQATResult",
+    "ModelEMA",
+    "ModelSize",
+    "ModuleMap",
+    "ModuleSize",
+    "OnnxModel",
+    "OscillationTracker",
+    "PackedModel",
+    "QCConfig",
+    "QuantConv2d",
+    "QuantLinear",
+    "SensitivityTable",
+    "StageResult",
+    "add_qc",
+    "atomic_write",
+    "calibrate",
+    "derive_seed",
+    "export_onnx",
+    "export_packed",
+    "fold_qc",
+    "load_packed",
+    "lsq_fake_quant",
+    "max_compression",
+    "model_size",
+    "onnx_latency",
+    "onnx_runner",
+    "quant_range",
+    "quantize_",
+    "quantized_layers",
+    "reestimate_bn",
+    "run_mqat",
+    "runtime_available",
+    "seed_everything",
+    "sensitivity",
+    "solve_bit_plan",
+    "solve_bit_plans",
+    "train_qc",
 ]

@@ -14,13 +14,12 @@ def atomic_write(path: str | Path, write: Callable[[IO[Any]], Any], *, text: boo
     file is removed and the error raised; ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile("w" if text else "wb", dir=path.parent, delete=False,
-                                      prefix=f".{path.name}.", suffix=".part")
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with tmp:
-            write(tmp)
-        os.replace(tmp.name, path)
+        with open(descriptor, "w" if text else "wb") as file:
+            write(file)
+        os.replace(name, path)
     except BaseException:
-        Path(tmp.name).unlink(missing_ok=True)
+        Path(name).unlink(missing_ok=True)
         raise
     return path

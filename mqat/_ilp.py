@@ -8,6 +8,7 @@ with F the weights kept at full precision outside the plan (e.g. first and last 
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -88,7 +89,7 @@ def solve_bit_plan(sensitivity: SensitivityTable | Mapping[str, Mapping[int, flo
     # A relative slack of 1e-9 keeps a plan that meets the target exactly from failing on rounding.
     problem += pulp.lpSum(b * weight_counts[m] * x[m, b] for m, b in x) <= budget * (1 + 1e-9)
     for group in ties:
-        for a, c in zip(group, group[1:]):
+        for a, c in itertools.pairwise(group):
             for b in choices:
                 problem += x[a, b] == x[c, b]
     status = problem.solve(_solver())

@@ -30,10 +30,9 @@ from torch.nn import functional as F
 
 from ._files import atomic_write
 from ._layers import QuantConv2d
+from ._onnx_rewrite import LAYER_ATTRIBUTE, fold_batch_norms, narrow_types
 from ._qc import fold_qc
 from ._quantize import quantized_layers
-
-from ._onnx_rewrite import LAYER_ATTRIBUTE, fold_batch_norms, narrow_types
 
 OPSET = 21
 _EXPORT_OPSET = 20  # the TorchScript exporter's highest; raised to OPSET after the rewrite

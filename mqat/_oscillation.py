@@ -15,7 +15,7 @@ from ._quantize import quantized_layers
 
 
 class _WeightState:
-    __slots__ = ("level", "direction", "frequency")
+    __slots__ = ("direction", "frequency", "level")
 
     def __init__(self, level: Tensor):
         self.level = level

@@ -21,8 +21,8 @@ from spaces import SpaceConfig
 from tracking.objectives import check_objectives, of, on_export
 from trainables.deploy import DeploySettings
 from trainables.pretrain import PretrainConfig
-from trainables.trainable import StageSettings
 from trainables.tasks import DEFAULT_TASK, check_task, get_task
+from trainables.trainable import StageSettings
 
 from .methods import METHODS
 from .samplers import SAMPLERS
@@ -255,9 +255,9 @@ class Config:
     output_dir: str
     cache_dir: str = "data"
     device: str = "auto"
-    search: SearchConfig = SearchConfig()
-    space: SpaceConfig = SpaceConfig()
-    tracking: TrackingConfig = TrackingConfig()
+    search: SearchConfig = field(default_factory=SearchConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     task_dir: str | None = None  # the config file's folder: a task module given by path may lie there
 
     def task_class(self) -> type:

@@ -153,7 +153,7 @@ class GuidedSampler(BaseSampler):
         high = self.compression({m: min(self.bits) for m in self.modules})
         edges = sorted({low, *fronts, high})
         plans = []
-        for a, b in zip(edges, edges[1:]):
+        for a, b in itertools.pairwise(edges):
             plan = mqat.solve_bit_plan(drops, self.counts, target_compression=math.sqrt(a * b), choices=self.bits,
                                        fp_weights=self.fp_weights)
             plans.append(dict(plan.weight_bits))

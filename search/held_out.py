@@ -15,7 +15,6 @@ import mqat
 from tracking.artifacts import MODEL_FILE, ONNX_FILE
 
 
-
 def final_model(trial_dir: str | Path, task):
     """A finished trial's final model, loaded from its newest checkpoint; None if it has none."""
     checkpoints = sorted(Path(trial_dir).glob("checkpoint_*"))

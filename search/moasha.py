@@ -28,7 +28,6 @@ from mqat import atomic_write
 from tracking.artifacts import SCHEDULER_FILE as STATE_FILE
 
 
-
 def nondominated_ranks(points: np.ndarray) -> np.ndarray:
     """The front index of each point (0: not dominated; 1: dominated only by front 0; ...);
     all objectives maximised. Peeling fronts off with a Pareto mask each costs O(n^2) per front,

@@ -6,6 +6,22 @@ from .seeds import recommended_order, seed_point, seed_points
 from .settings import UNIFORM, TrialSettings, describe_point, trial_settings, weight_bits
 from .space import SEARCH, SpaceConfig, define_space, order_name, parse_order, with_trial_seed
 
-__all__ = ["SEARCH", "SpaceConfig", "define_space", "order_name", "parse_order",
-           "recommended_order", "seed_point", "seed_points", "UNIFORM", "TrialSettings",
-           "describe_point", "trial_settings", "weight_bits", "uniform_space", "ilp_space", "ilp_targets", "with_trial_seed"]
+__all__ = [
+           "SEARCH",
+           "UNIFORM",
+           "SpaceConfig",
+           "TrialSettings",
+           "define_space",
+           "describe_point",
+           "ilp_space",
+           "ilp_targets",
+           "order_name",
+           "parse_order",
+           "recommended_order",
+           "seed_point",
+           "seed_points",
+           "trial_settings",
+           "uniform_space",
+           "weight_bits",
+           "with_trial_seed",
+]

@@ -75,7 +75,8 @@ class SpaceConfig:
             raise ValueError(f"space.act_bits must be bits among {list(QUANT_BITS) + [32]} "
                              f"(or a list of them), but got {self.act_bits!r}")
         if not isinstance(self.joint, bool):
-            raise ValueError(f"space.joint must be true or false, but got {self.joint!r}")
+            # a config's errors are ValueErrors (ConfigError, one line and exit 2), not TypeErrors
+            raise ValueError(f"space.joint must be true or false, but got {self.joint!r}")  # noqa: TRY004
         if self.joint and self.order != SEARCH:
             raise ValueError("space.joint adds the joint flow to the searched orders, but space.order is "
                              f"fixed to {self.order!r}: set space.order: search, or space.joint: false")

@@ -13,7 +13,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from .metric import Metric
+from .metric import ACCURACY, Metric
 from .objectives import DEFAULT, OBJECTIVES, extra
 from .plot import plot_front, plot_objective
 from .results import error_line, mark_front, row
@@ -41,7 +41,7 @@ class LiveTable:
     (and on ``force``): drawing hundreds of points after every one of a thousand trials made
     the plots the driver's largest cost (``bench/scale.py``)."""
 
-    def __init__(self, output_dir: str | Path, *, metric: Metric = Metric(), modules: list[str] | None = None,
+    def __init__(self, output_dir: str | Path, *, metric: Metric = ACCURACY, modules: list[str] | None = None,
                  seeds: Iterable[Mapping[str, Any]] = (), fp_accuracy: float | None = None,
                  fp_test_accuracy: float | None = None, publish: Callable[[], None] | None = None,
                  objectives: tuple[str, ...] = DEFAULT, plot_every_s: float = 10.0):

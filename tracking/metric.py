@@ -23,3 +23,7 @@ class Metric:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Metric:
         return cls(str(data["name"]), str(data["label"]), dict(data.get("companions") or {}))
+
+
+#: a plain ``accuracy``: how a search's score reads when its task says nothing else
+ACCURACY = Metric()

@@ -206,9 +206,11 @@ class MLflowTracker(Callback):
         if not self._children:
             return  # a new search
         with tempfile.TemporaryDirectory() as tmp:
+            from mlflow.exceptions import MlflowException
+
             try:
                 table = self.client.download_artifacts(parent, "trials.parquet", tmp)
-            except Exception:  # no trial had ended: nothing to restore
+            except (MlflowException, OSError):  # no trial had ended: nothing to restore
                 return
             self.table.restore(table)
 

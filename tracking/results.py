@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from spaces import weight_bits
 
-from .metric import Metric
+from .metric import ACCURACY, Metric
 from .objectives import DEFAULT, complete, maximised
 from .pareto import pareto_mask
 
@@ -128,7 +128,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
+def format_front(rows: list[dict[str, Any]], metric: Metric = ACCURACY) -> str:
     """The Pareto rows as a table, by compression, the score named as ``metric`` names it."""
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["compression"])
     if not front:
@@ -150,7 +150,7 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
                      f"{_with_se(r['test_accuracy'], r['test_accuracy_se']):>16}  "
                      + (f"{_with_se(r.get('test_accuracy_onnx'), r.get('test_accuracy_onnx_se')):>16}  " if deployed else "")
                      + f"{r['model_bytes']:>9,}  " + (f"{_ms(r.get('latency_ms')):>7}  {_speedup(r):>5}  " if latency else "") +
-                     f"{bits:<12} {str(r['order']):<22} {ema:>7} {qc:>7} "
+                     f"{bits:<12} {r['order']!s:<22} {ema:>7} {qc:>7} "
                      f"{'yes' if r['bn'] else '-':>3}  {r['trial_id']}{' (ILP)' if r['ilp_seed'] else ''}")
     runtimes = sorted({str(r.get("latency_provider")) for r in front if r.get("latency_ms") is not None})
     slower = [r for r in front if (r.get("speedup_vs_fp") or 1.0) < 1.0]

@@ -74,7 +74,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or unsafe files
+    except Exception as err:  # noqa: BLE001 - torch raises several types for corrupt or unsafe files
         raise ValueError(f"cannot read checkpoint {str(path)!r}: {str(err).splitlines()[0]}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"checkpoint {str(path)!r} does not hold a state dict of tensors")

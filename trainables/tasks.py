@@ -124,7 +124,7 @@ def get_task(name: str, *, search_path: str | Path | None = None) -> type:
                          f"{str(err).splitlines()[0] if str(err) else ''}") from None
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
-        raise ValueError(f"module {module_name!r} has no class {class_name!r}")
+        raise ValueError(f"module {module_name!r} has no class {class_name!r}")  # noqa: TRY004 - a config error
     missing = [m for m in CLASS_MEMBERS if not hasattr(cls, m)]
     if missing or not dataclasses.is_dataclass(cls.Config):
         raise ValueError(f"task {name!r} misses {missing or ['Config as a dataclass']} of the task contract "

@@ -11,7 +11,7 @@ import time
 def _table() -> list[tuple[int, int, str]]:
     # -ww: whole command lines (without it ps may cut them to a terminal width, and the Ray
     # temp dir they name would go unseen)
-    out = subprocess.run(["ps", "-ww", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,sid=,args="], check=False, capture_output=True, text=True).stdout
     rows = []
     for line in out.splitlines():
         pid, sid, *args = line.split(None, 2)

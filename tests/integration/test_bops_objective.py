@@ -27,8 +27,8 @@ def test_three_objective_search_with_bops(ray_session, tiny_config):
     assert [r["pareto"] for r in done] == pareto_mask(points).tolist()
     assert any("BOPs" in line and "front" in line for line in log)
     client = MlflowClient(tracking_uri=default_uri(config.output_dir))
-    parent = [r for r in client.search_runs([client.get_experiment_by_name(config.name).experiment_id])
-              if r.data.tags.get("kind") == "search"][0]
+    parent = next(r for r in client.search_runs([client.get_experiment_by_name(config.name).experiment_id])
+              if r.data.tags.get("kind") == "search")
     assert parent.data.metrics["hypervolume"] == pytest.approx(hypervolume(points, (0.0, 1.0, -fp_bops)))
     assert (result.path / "pareto_bops.png").stat().st_size > 10_000
     assert json.loads((result.path / "task.json").read_text())["objectives"] == ["accuracy", "compression", "bops"]

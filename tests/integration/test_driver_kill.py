@@ -58,7 +58,7 @@ def _killed(tmp_path: Path, until, *, num_samples: int = 6, settle: float = 0.0)
 def _resume(run: SimpleNamespace, timeout: float = 600) -> subprocess.CompletedProcess:
     """``--resume`` of a killed search, then every process of its Ray reaped."""
     try:
-        return subprocess.run([*run.command, "--resume"], env=run.env, capture_output=True, text=True,
+        return subprocess.run([*run.command, "--resume"], env=run.env, check=False, capture_output=True, text=True,
                               timeout=timeout, start_new_session=True)
     finally:
         kill_all(path=run.ray_tmp)
@@ -133,7 +133,7 @@ def test_rounds_of_sigkill_and_sigint_then_resume_keep_the_record_whole(tmp_path
                 interruptions.append(sig.name)
             driver.wait(timeout=120)
             kill_all(session=driver.pid, path=ray_tmp)
-        last = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=600,
+        last = subprocess.run([*command, "--resume"], env=env, check=False, capture_output=True, text=True, timeout=600,
                               start_new_session=True)
     finally:
         kill_all(path=ray_tmp)
@@ -179,7 +179,7 @@ def test_truncated_tune_state_then_resume_keeps_every_finished_trial(tmp_path):
     second = _resume(run)
     assert second.returncode == 0, second.stderr[-3000:]
     assert len(kept) >= 3
-    rows, client, parent, children = _record(tmp_path, experiment)
+    rows, client, _parent, children = _record(tmp_path, experiment)
     assert len(rows) == 6 and all(r["status"] == "finished" for r in rows), [r["status"] for r in rows]
     by_dir = {Path(r["path"]).name: r for r in rows}
     for name, reports in kept.items():               # every finished trial kept, with its result

@@ -146,7 +146,7 @@ def test_search_on_an_object_store(tmp_path, s3_endpoint):
 
     # mqat report reads the search from the bucket and rewrites its table there
     report = subprocess.run([sys.executable, "-m", "search.cli", "report", parent.data.tags["search_path"]],
-                            capture_output=True, text=True, timeout=300)
+                            check=False, capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-2000:]
     assert "2 finished of 2 trials" in report.stdout
     rebuilt = pq.read_table(io.BytesIO(_read(s3_endpoint, f"{root}/trials.parquet"))).to_pylist()
@@ -157,13 +157,13 @@ def test_object_store_is_checked_before_anything_is_written(tmp_path, s3_endpoin
     path = write_tiny_config(tmp_path, {"storage": {"path": f"s3://{BUCKET}/searches?endpoint_override="
                                                                 f"{s3_endpoint}&scheme=http"}})
     result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(path),
-                             "--check"], capture_output=True, text=True, timeout=120)
+                             "--check"], check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "valid" in result.stdout, result.stderr[-2000:]
     for uri in (f"s3://no-such-bucket/searches?endpoint_override={s3_endpoint}&scheme=http",
                 f"s3://{BUCKET}/x?endpoint_override=127.0.0.1:{_free_port()}&scheme=http&connect_timeout=1"):
         path = write_tiny_config(tmp_path, {"storage": {"path": uri}})
         result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(path),
-                                 "--check"], capture_output=True, text=True, timeout=120)
+                                 "--check"], check=False, capture_output=True, text=True, timeout=120)
         errors = [line for line in result.stderr.splitlines() if line.startswith("mqat:")]
         assert result.returncode == 2, result.stderr[-2000:]
         assert len(errors) == 1 and "cannot reach search.storage.path" in errors[0], result.stderr

@@ -84,7 +84,7 @@ def test_a_task_file_outside_the_project_is_searched_on_a_local_ray(tmp_path):
 def test_a_typo_in_the_tasks_own_keys_is_one_line_and_exit_2(tmp_path):
     config = _user_project(tmp_path, widht=8)
     result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(config), "--check"],
-                            cwd=_elsewhere(tmp_path), capture_output=True, text=True, timeout=120)
+                            cwd=_elsewhere(tmp_path), check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == ["mqat: error: unknown key task.widht; did you mean 'width'?"]
     assert not (tmp_path / "out").exists()

@@ -148,8 +148,8 @@ def test_three_objective_search_with_latency(ray_session, tiny_config):
     fp_latency = result.prepared.fp_metrics["latency_ms"]
     assert fp_latency > 0 and any("ms at batch 1 in openvino:CPU" in line for line in log)
     client = MlflowClient(tracking_uri=default_uri(config.output_dir))
-    parent = [r for r in client.search_runs([client.get_experiment_by_name(config.name).experiment_id])
-              if r.data.tags.get("kind") == "search"][0]
+    parent = next(r for r in client.search_runs([client.get_experiment_by_name(config.name).experiment_id])
+              if r.data.tags.get("kind") == "search")
     expected = hypervolume(points, (0.0, 1.0, -2 * fp_latency))  # latency's reference: twice the FP model's
     assert parent.data.metrics["hypervolume"] == pytest.approx(expected)
     assert (result.path / "pareto_latency.png").stat().st_size > 10_000
@@ -218,4 +218,4 @@ def test_a_search_runs_given_points_and_a_sampler_after_them(ray_session, tiny_c
         plan = json.dumps({"act_bits": 8, "weight_bits": {m: p[f"bits_{m}"] for m in ("backbone", "fpn", "head")}})
         assert (p["order"], plan) in ran
     joint = next(r for r in result.rows if r["order"] == "uniform")
-    assert [x["name"] for x in _reports(joint["path"]) if not x.get("final")][0] == "uniform"  # one stage, all modules
+    assert next(x["name"] for x in _reports(joint["path"]) if not x.get("final")) == "uniform"  # one stage, all modules

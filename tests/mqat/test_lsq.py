@@ -7,7 +7,7 @@ import mqat
 
 
 def _reference(x, step, qmin, qmax, g, per_channel):
-    zero = torch.zeros(step.numel(), dtype=torch.float32 if per_channel else torch.float32)
+    zero = torch.zeros(step.numel(), dtype=torch.float32)
     if per_channel:
         return torch._fake_quantize_learnable_per_channel_affine(x, step, zero, 0, qmin, qmax, g)
     return torch._fake_quantize_learnable_per_tensor_affine(x, step, zero, qmin, qmax, g)

@@ -4,7 +4,6 @@ import torch
 import mqat
 from tests.conftest import MODULES
 
-
 PLAN = mqat.BitPlan({"backbone": 4, "fpn": 2, "head": 8}, act_bits=8)
 
 

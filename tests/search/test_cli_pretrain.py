@@ -16,7 +16,7 @@ def _run(tmp_path, config, *extra):
     config = {**config, "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out")}
     path.write_text(yaml.safe_dump(config))
     return subprocess.run([sys.executable, "-m", "search.cli", "pretrain", "--config", str(path),
-                           "--quiet", *extra], capture_output=True, text=True, timeout=600)
+                           "--quiet", *extra], check=False, capture_output=True, text=True, timeout=600)
 
 
 def _task(**changes):
@@ -69,7 +69,7 @@ def test_a_damaged_cached_checkpoint_is_refused_in_one_line(tmp_path):
     again = _run(tmp_path, TINY)
     search = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config",
                              str(tmp_path / "config.yaml"), "--check", "--quiet"],
-                            capture_output=True, text=True, timeout=600)
+                            check=False, capture_output=True, text=True, timeout=600)
     for result in (again, search):
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()

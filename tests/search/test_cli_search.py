@@ -53,7 +53,7 @@ def _assert_refused(tmp_path, config, extra, match, environment=None, output_dir
     ray_tmp = tmp_path / "ray"
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), **(environment or {})}
     result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(path),
-                             "--quiet", *extra], capture_output=True, text=True, timeout=300, env=env)
+                             "--quiet", *extra], check=False, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mqat: error:") and match in lines[0], lines

@@ -55,14 +55,14 @@ def test_a_trial_larger_than_this_machine_is_refused(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     cpus = os.cpu_count()
-    resources.check_local_resources(_config(tmp_path, resources=dict(cpus_per_trial=float(cpus))))
+    resources.check_local_resources(_config(tmp_path, resources={"cpus_per_trial": float(cpus)}))
     with pytest.raises(ConfigError, match=f"asks for {cpus + 1} CPUs and 0 GPUs, but this machine "
                                           f"has {cpus} CPUs and 0 GPUs: lower search.resources.cpus_per_trial"):
-        resources.check_local_resources(_config(tmp_path, resources=dict(cpus_per_trial=cpus + 1.0)))
+        resources.check_local_resources(_config(tmp_path, resources={"cpus_per_trial": cpus + 1.0}))
     with pytest.raises(ConfigError, match="asks for 1 CPUs and 0.5 GPUs, but this machine has"):
-        resources.check_local_resources(_config(tmp_path, resources=dict(gpus_per_trial=0.5)))
+        resources.check_local_resources(_config(tmp_path, resources={"gpus_per_trial": 0.5}))
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    resources.check_local_resources(_config(tmp_path, resources=dict(gpus_per_trial=0.5)))
+    resources.check_local_resources(_config(tmp_path, resources={"gpus_per_trial": 0.5}))
 
 
 def _nodes(monkeypatch, nodes, launcher=None, tmp_path=None):
@@ -80,23 +80,23 @@ def test_a_cluster_is_checked_against_its_largest_node(tmp_path, monkeypatch):
     _nodes(monkeypatch, [{"Alive": True, "Resources": {"CPU": 4.0}},
                          {"Alive": True, "Resources": {"CPU": 2.0, "GPU": 1.0}},
                          {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}], tmp_path=tmp_path)
-    resources.check_cluster_resources(_config(tmp_path, resources=dict(cpus_per_trial=2.0, gpus_per_trial=1.0)))
-    resources.check_cluster_resources(_config(tmp_path, resources=dict(cpus_per_trial=4.0)))
+    resources.check_cluster_resources(_config(tmp_path, resources={"cpus_per_trial": 2.0, "gpus_per_trial": 1.0}))
+    resources.check_cluster_resources(_config(tmp_path, resources={"cpus_per_trial": 4.0}))
     with pytest.raises(ConfigError, match=r"asks for 4 CPUs and 1 GPUs, but no node of the Ray cluster "
                                           r"has that much \(at most 4 CPUs and 1 GPUs on one of its 2 nodes\)"):
-        resources.check_cluster_resources(_config(tmp_path, resources=dict(cpus_per_trial=4.0, gpus_per_trial=1.0)))
+        resources.check_cluster_resources(_config(tmp_path, resources={"cpus_per_trial": 4.0, "gpus_per_trial": 1.0}))
 
 
 def test_an_autoscaling_cluster_is_checked_against_its_node_types(tmp_path, monkeypatch):
     head = {"Alive": True, "Resources": {"CPU": 0.0}}  # as cluster.yaml starts it: no worker yet
     _nodes(monkeypatch, [head], {"head": {"resources": {"CPU": 0}},
                                  "gpu": {"resources": {"CPU": 4, "GPU": 1}}}, tmp_path)
-    resources.check_cluster_resources(_config(tmp_path, resources=dict(cpus_per_trial=3.0, gpus_per_trial=1.0)))
+    resources.check_cluster_resources(_config(tmp_path, resources={"cpus_per_trial": 3.0, "gpus_per_trial": 1.0}))
     with pytest.raises(ConfigError, match="no node of the Ray cluster has that much"):
-        resources.check_cluster_resources(_config(tmp_path, resources=dict(cpus_per_trial=3.0, gpus_per_trial=2.0)))
+        resources.check_cluster_resources(_config(tmp_path, resources={"cpus_per_trial": 3.0, "gpus_per_trial": 2.0}))
     # resources left to be detected on the node: only the autoscaler knows; the watch bounds it
     _nodes(monkeypatch, [head], {"head": {"resources": {"CPU": 0}}, "gpu": {"resources": {}}}, tmp_path)
-    resources.check_cluster_resources(_config(tmp_path, resources=dict(cpus_per_trial=3.0, gpus_per_trial=2.0)))
+    resources.check_cluster_resources(_config(tmp_path, resources={"cpus_per_trial": 3.0, "gpus_per_trial": 2.0}))
 
 
 def _trial(trial_id, status):

@@ -2,8 +2,16 @@ import optuna
 import pytest
 
 import mqat
-from spaces import (SpaceConfig, define_space, ilp_space, ilp_targets, recommended_order, seed_points,
-                    trial_settings, uniform_space)
+from spaces import (
+    SpaceConfig,
+    define_space,
+    ilp_space,
+    ilp_targets,
+    recommended_order,
+    seed_points,
+    trial_settings,
+    uniform_space,
+)
 
 MODULES = ("backbone", "fpn", "head")
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-from tracking.live_table import LiveTable  # noqa: E402
-from tracking.mlflow_tracker import EXPERIMENT_KIND, VIEW_KEY, MLflowTracker, default_uri  # noqa: E402
+from tracking.live_table import LiveTable
+from tracking.mlflow_tracker import EXPERIMENT_KIND, VIEW_KEY, MLflowTracker, default_uri
 
 
 def _tracker(tmp, search: str) -> MLflowTracker:

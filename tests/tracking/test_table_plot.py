@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pyarrow.parquet as pq
@@ -101,7 +102,7 @@ def test_front_ticks_leave_room_for_every_label():
     ticks = front_ticks(front, front + [3.0, 9.0])
     assert {2.0, 4.1, 14.8} <= set(ticks) and 15.4 not in ticks
     span = math.log10(15.9 / 2.0)
-    assert all(math.log10(b / a) >= 0.07 * span for a, b in zip(ticks, ticks[1:]))
+    assert all(math.log10(b / a) >= 0.07 * span for a, b in itertools.pairwise(ticks))
     # well spread points all keep their label, round values between them where there is room
     assert front_ticks([2.0, 4.0, 8.0], [2.0, 4.0, 8.0]) == [2.0, 3.0, 4.0, 6.0, 8.0]
     assert front_ticks([], []) == [1, 2, 4, 8, 16]
@@ -113,5 +114,5 @@ def test_ticks_read_across_every_trial_not_only_the_front():
     ticks = front_ticks([14.6, 15.8], every)
     assert 14.6 in ticks and {4.0, 6.0, 8.0} <= set(ticks)
     span = math.log10(15.8 / 4.0)
-    assert all(math.log10(b / a) >= 0.07 * span for a, b in zip(ticks, ticks[1:]))
+    assert all(math.log10(b / a) >= 0.07 * span for a, b in itertools.pairwise(ticks))
     assert front_ticks([], [3.0, 12.0]) == [3.0, 4.0, 6.0, 8.0, 12.0]

@@ -72,7 +72,7 @@ def test_training_lowers_the_loss_and_evaluation_reports_the_described_metric(ta
 
 def test_a_mirrored_batch_keeps_boxes_on_their_objects(task):
     torch.manual_seed(1)
-    x, targets = task.train_batch(torch.arange(16))
+    _x, targets = task.train_batch(torch.arange(16))
     plain = task._train_targets
     for (cls, box), (cls0, box0) in zip(targets, plain):
         for i in range(16):

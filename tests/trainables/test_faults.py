@@ -64,7 +64,7 @@ def test_kill_dies_by_sigkill_after_the_first_checkpoint_unless_resumed(run):
     import signal
     import subprocess
     import sys
-    result = subprocess.run([sys.executable, "-c", KILL_SCRIPT, run], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", KILL_SCRIPT, run], check=False, capture_output=True, text=True, timeout=60)
     if run == "fresh":  # one epoch ran, its checkpoint was reported, the next epoch died
         assert result.returncode == -signal.SIGKILL and result.stdout.split() == ["epoch"], result
     else:

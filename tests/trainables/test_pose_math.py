@@ -32,7 +32,7 @@ def test_ransac_pnp_ignores_an_outlier():
     t = torch.tensor([0.0, 0.0, 0.7])
     kps = project(torch.tensor(obj.keypoints, dtype=torch.float32), R, t, K).numpy()
     kps[3] += 25.0
-    R_hat, t_hat = solve_pnp(obj.keypoints, kps, K.numpy(), ransac=True)
+    _R_hat, t_hat = solve_pnp(obj.keypoints, kps, K.numpy(), ransac=True)
     assert np.allclose(t_hat, t.numpy(), atol=2e-3)
 
 

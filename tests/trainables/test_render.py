@@ -3,7 +3,7 @@ import torch
 
 from trainables.pose.camera import intrinsics, project, random_rotations, roll_matrix
 from trainables.pose.render import _intersect, render
-from trainables.pose.satellite import box_tensors, satellite, sample_surface
+from trainables.pose.satellite import box_tensors, sample_surface, satellite
 
 
 def _surface_points(count=400):

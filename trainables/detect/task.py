@@ -20,7 +20,7 @@ from .boxes import assign, decode, detection_loss
 from .config import DetectConfig
 from .metrics import coco_map
 from .network import MODULE_MAP, STRIDES, Detector
-from .scenes import CLASSES, SceneSpec, Scenes, cached_scenes
+from .scenes import CLASSES, Scenes, SceneSpec, cached_scenes
 
 SPLITS = ("train", "val", "test")
 

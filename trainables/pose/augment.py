@@ -36,7 +36,7 @@ def roll(images: Tensor, keypoints: Tensor, angles: Tensor) -> tuple[Tensor, Ten
 def jitter(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Random brightness, contrast and colour balance, per image."""
     b = images.shape[0]
-    rand = lambda *shape: torch.rand(*shape, generator=generator).to(images.device)  # noqa: E731
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(images.device)
     brightness = 0.75 + 0.5 * rand(b, 1, 1, 1)
     colour = 0.9 + 0.2 * rand(b, 3, 1, 1)
     mean = images.mean(dim=(1, 2, 3), keepdim=True)

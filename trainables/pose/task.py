@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 import mqat
 
+from ..tasks import Metric
 from .augment import jitter, random_angles, roll
 from .bop import BopSpec, check_bop, load_bop, load_bop_object
 from .camera import project
@@ -23,7 +24,6 @@ from .metrics import mean_pose, pose_metrics
 from .network import MODULE_MAP, PoseNet
 from .pnp import solve_pnp
 from .satellite import ObjectModel, satellite
-from ..tasks import Metric
 
 _MEAN, _STD = 0.5, 0.25
 
@@ -103,8 +103,8 @@ class PoseTask:
         c = self.config
         data = load_bop(self._bop_spec(), self.object, spans=RenderSpec(1, 0).spans)
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(c.seed))
-        n_val = max(1, int(round(len(data) * c.bop_val_fraction)))
-        n_test = max(1, int(round(len(data) * c.bop_test_fraction)))
+        n_val = max(1, round(len(data) * c.bop_val_fraction))
+        n_test = max(1, round(len(data) * c.bop_test_fraction))
         return {"val": data.subset(order[:n_val]), "test": data.subset(order[n_val:n_val + n_test]),
                 "train": data.subset(order[n_val + n_test:])}
 
