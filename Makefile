@@ -1,7 +1,7 @@
 # mqat-search: set up and run. Only Python 3.10+ (with venv) is needed beforehand.
 #   make quickstart   set up, then run the quickstart search (local Ray, CPU, about 20 minutes)
 #   make detect       set up, then run the detection search (local Ray, CPU, about 15 minutes)
-#   make test         set up, then run the test suite
+#   make test         set up, then lint (ruff, mypy) and run the test suite
 #   make demo         set up, then run the library demo
 # torch is installed first, at TORCH_VERSION, so pip never resolves a multi-GB build by itself;
 # on a GPU machine pick yours, e.g. make test TORCH_VERSION=2.9.1 TORCH_INDEX=https://download.pytorch.org/whl/cu128
@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 TORCH_PIP_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: setup quickstart detect demo test clean
+.PHONY: setup quickstart detect demo test lint clean
 
 setup: $(STAMP)
 
@@ -35,8 +35,12 @@ detect: setup
 demo: setup
 	$(BIN)/python -m mqat.demo
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

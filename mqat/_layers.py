@@ -1,18 +1,26 @@
 """Quantized conv and linear layers: LSQ on the weight (per output channel) and on the input."""
 from __future__ import annotations
 
+from typing import TypeVar
+
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._lsq import LSQQuantizer
 from ._plan import FULL_PRECISION
 
+_Quant = TypeVar("_Quant", bound="_QuantMixin")
 
-class _QuantMixin:
+
+class _QuantMixin(nn.Module):
     """Weight and input quantizers, plus the optional per-channel QC affine on the output."""
 
-    weight: nn.Parameter
-    bias: nn.Parameter | None
+    weight: Tensor
+    bias: Tensor | None
+    weight_quant: LSQQuantizer | None
+    act_quant: LSQQuantizer | None
+    qc_gamma: nn.Parameter | None
+    qc_beta: nn.Parameter | None
 
     def _init_quant(self, out_channels: int, weight_bits: int, act_bits: int) -> None:
         self.weight_bits, self.act_bits = weight_bits, act_bits
@@ -36,10 +44,11 @@ class _QuantMixin:
         if self.qc_gamma is None:
             return out
         shape = (1, -1) + (1,) * (out.dim() - 2)
+        assert self.qc_beta is not None  # set together with qc_gamma
         return out * self.qc_gamma.view(shape) + self.qc_beta.view(shape)
 
     @classmethod
-    def _adopt(cls, layer: nn.Module, quant: nn.Module) -> nn.Module:
+    def _adopt(cls, layer: nn.Conv2d | nn.Linear, quant: _Quant) -> _Quant:
         # Share the float layer's Parameter objects: the latent weights keep their identity.
         quant.weight = layer.weight
         quant.bias = layer.bias

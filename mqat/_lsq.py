@@ -123,6 +123,9 @@ class LSQQuantizer(nn.Module):
         w_hat = wq(conv.weight)        # at most 16 levels per output channel
     """
 
+    initialized: Tensor
+    signed: Tensor
+
     def __init__(self, bits: int, *, signed: bool | None = True, per_channel: bool = False,
                  channels: int = 1):
         super().__init__()

@@ -280,9 +280,9 @@ class MLflowTracker(Callback):
         done = [r for r in rows if complete(r, self.table.objectives)]
         self._log_front_size(len(rows), hypervolume(maximised(done, self.table.objectives), self.reference), len(done))
         for r in rows:  # only the tags that changed: one write per trial, not one per trial per trial
-            run_id, tag = self._children.get(r["trial_id"]), str(r["pareto"]).lower()
-            if run_id and self._pareto_tags.get(r["trial_id"]) != tag:
-                self.client.set_tag(run_id, "pareto", tag)
+            child, tag = self._children.get(r["trial_id"]), str(r["pareto"]).lower()
+            if child and self._pareto_tags.get(r["trial_id"]) != tag:
+                self.client.set_tag(child, "pareto", tag)
                 self._pareto_tags[r["trial_id"]] = tag
         if on_front and not error:
             self._log_model(trial)

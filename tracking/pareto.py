@@ -26,9 +26,9 @@ def pareto_mask(points) -> np.ndarray:
     pts = _as_points(points)
     if len(pts) == 0:
         return np.zeros(0, dtype=bool)
-    ge = (pts[None, :, :] >= pts[:, None, :]).all(-1)   # ge[i, j]: j at least as good as i
-    gt = (pts[None, :, :] > pts[:, None, :]).any(-1)    # gt[i, j]: j better than i somewhere
-    return ~(ge & gt).any(axis=1)
+    ge = np.all(pts[None, :, :] >= pts[:, None, :], axis=-1)   # ge[i, j]: j at least as good as i
+    gt = np.any(pts[None, :, :] > pts[:, None, :], axis=-1)    # gt[i, j]: j better than i somewhere
+    return ~np.any(ge & gt, axis=1)
 
 
 def _volume(front: np.ndarray, ref: np.ndarray) -> float:
