@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._layers import QuantConv2d, QuantLinear
 from ._lsq import LSQQuantizer, mse_step, quant_range
 from ._quantize import quantized_layers
 
@@ -92,7 +93,7 @@ class _InputSampler:
 
 
 @contextmanager
-def _observing(model: nn.Module, layers: list[tuple[str, nn.Module]]):
+def _observing(model: nn.Module, layers: list[tuple[str, QuantConv2d | QuantLinear]]):
     """Model in eval mode (BN statistics fixed) with the given layers' quantizers bypassed, so
     each layer sees the float input it will quantize; everything restored on exit."""
     saved = [(layer, layer.weight_quant, layer.act_quant) for _, layer in layers]
@@ -144,7 +145,7 @@ def calibrate(model: nn.Module, batches: Iterable, *, weights: str = "mse", acti
     return model
 
 
-def _chosen_layers(model: nn.Module, layers: Sequence[str] | None) -> list[tuple[str, nn.Module]]:
+def _chosen_layers(model: nn.Module, layers: Sequence[str] | None) -> list[tuple[str, QuantConv2d | QuantLinear]]:
     every = quantized_layers(model)
     if layers is None:
         return every

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ._files import atomic_write
+from ._layers import QuantConv2d, QuantLinear
 from ._module_map import ModuleMap
 from ._plan import BitPlan
 from ._quantize import quantize_, quantized_layers
@@ -71,8 +72,9 @@ def _raw(tensor: Tensor) -> tuple[dict, bytes]:
     return {"kind": "raw", "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)}, data
 
 
-def _packed(name: str, layer: nn.Module) -> tuple[dict, bytes]:
+def _packed(name: str, layer: QuantConv2d | QuantLinear) -> tuple[dict, bytes]:
     wq = layer.weight_quant
+    assert wq is not None  # called for quantized weights only
     codes = (wq.integers(layer.weight) - wq.qmin).to(torch.uint8).cpu().numpy().reshape(-1)
     return ({"kind": "packed", "bits": wq.bits, "qmin": wq.qmin, "shape": list(layer.weight.shape),
              "step": f"{name}.weight_quant.step"}, pack_codes(codes, wq.bits))

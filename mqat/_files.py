@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[Any]], Any], *, text: bool = False) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *, text: bool = False) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``:
     readers see the old file or the new one, never a part. If ``write`` fails the temporary
     file is removed and the error raised; ``path`` is left as it was."""

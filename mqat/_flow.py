@@ -207,6 +207,7 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
         if index < skip:  # rebuild the structure the saved state fits, then load it
             quantize_(model, plan, module_map, modules=modules)
             if index == skip - 1:
+                assert resume is not None  # stages are skipped only when resuming
                 flow.restore(resume)
             continue
         flow.stage(index, name, modules, last=index == len(stages) - 1)
@@ -239,6 +240,7 @@ class _Flow:
     def _on_step(self) -> None:
         if self.shadow is not None:
             self.shadow.update(self.model)
+        assert self.tracker is not None  # made by the first stage, before any step
         self.tracker.update()
 
     def restore(self, state: FlowState) -> None:

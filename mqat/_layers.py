@@ -81,7 +81,7 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
         return self._correct(out)
 
 
-class QuantLinear(_QuantMixin, nn.Linear):
+class QuantLinear(_QuantMixin, nn.Linear):  # type: ignore[misc]  # torch declares Linear.bias a Tensor, it may be None
     """``nn.Linear`` with LSQ fake quantization of its weight and input activation."""
 
     def __init__(self, *args, weight_bits: int = 8, act_bits: int = 8, **kwargs):

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._files import atomic_write
-from ._layers import QuantConv2d
+from ._layers import QuantConv2d, QuantLinear
 from ._onnx_rewrite import LAYER_ATTRIBUTE, fold_batch_norms, narrow_types
 from ._qc import fold_qc
 from ._quantize import quantized_layers
@@ -67,7 +67,15 @@ class _DequantWeight(torch.autograd.Function):
 class _Deployed(nn.Module):
     """A quantized layer as integers and scales: what its ONNX graph holds."""
 
-    def __init__(self, name: str, layer: nn.Module):
+    weight_int: Tensor
+    weight_scale: Tensor
+    weight_zero_point: Tensor
+    weight_float: Tensor
+    act_scale: Tensor
+    act_zero_point: Tensor
+    bias: Tensor | None
+
+    def __init__(self, name: str, layer: QuantConv2d | QuantLinear):
         super().__init__()
         self.name = name
         wq, aq = layer.weight_quant, layer.act_quant
@@ -103,7 +111,8 @@ class _DeployedConv2d(_Deployed):
             raise ValueError(f"cannot export a conv with padding_mode={layer.padding_mode!r} (only 'zeros')")
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(self._input(x), self._weight(), self.bias, self.stride, self.padding,
+        return F.conv2d(self._input(x), self._weight(), self.bias, self.stride,
+                        self.padding,  # type: ignore[arg-type]  # "same" / "valid" are accepted too
                         self.dilation, self.groups)
 
 
@@ -112,17 +121,17 @@ class _DeployedLinear(_Deployed):
         return F.linear(self._input(x), self._weight(), self.bias)
 
 
-def deployable(model: nn.Module) -> tuple[nn.Module, dict[str, nn.Module]]:
+def deployable(model: nn.Module) -> tuple[nn.Module, dict[str, _Deployed]]:
     """A copy of ``model`` (eval, CPU, QC folded) whose quantized layers are deployment twins;
     and the twins by layer name."""
     model = fold_qc(copy.deepcopy(model).cpu().eval())
-    twins = {}
+    twins: dict[str, _Deployed] = {}
     for name, layer in quantized_layers(model):
         for side in ("weight_quant", "act_quant"):
             q = getattr(layer, side)
             if q is not None and not q.is_initialized():
                 raise ValueError(f"{name}.{side} was never initialised: calibrate or run a batch first")
-        twin = (_DeployedConv2d if isinstance(layer, QuantConv2d) else _DeployedLinear)(name, layer)
+        twin = _DeployedConv2d(name, layer) if isinstance(layer, QuantConv2d) else _DeployedLinear(name, layer)
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child, twin)
         twins[name] = twin
@@ -175,7 +184,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, example_input: Ten
         # nodes); its deprecation notices are not for the user of this function
         warnings.filterwarnings("ignore", "You are using the legacy TorchScript", DeprecationWarning)
         warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
-        torch.onnx.export(deploy, (example_input,), buffer, dynamo=False, opset_version=_EXPORT_OPSET,
+        torch.onnx.export(deploy, (example_input,), buffer,  # type: ignore[arg-type]  # a file object is documented
+                          dynamo=False, opset_version=_EXPORT_OPSET,
                           input_names=["input"], output_names=output_names, dynamic_axes=axes,
                           do_constant_folding=True)
     graph = onnx.load_from_string(buffer.getvalue())

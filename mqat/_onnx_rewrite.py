@@ -10,8 +10,10 @@ whatever the graph no longer uses is dropped.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
-from torch import nn
 
 _INT4_BITS = 4
 #: How integers are stored: ``size``, at their own width where ONNX has a type (int4 for 2 to 4
@@ -76,7 +78,7 @@ class _Graph:
         return name
 
 
-def _rewrite_weight(graph: _Graph, node, layer: str, twin: nn.Module, layout: str) -> None:
+def _rewrite_weight(graph: _Graph, node, layer: str, twin: Any, layout: str) -> None:
     data_type, dtype = _int_type(twin.weight_bits, signed=True, layout=layout)
     integers = twin.weight_int.numpy().astype(dtype)
     node.input[0] = graph.tensor(f"{layer}::weight", integers, data_type)
@@ -84,7 +86,7 @@ def _rewrite_weight(graph: _Graph, node, layer: str, twin: nn.Module, layout: st
     node.input[2] = graph.tensor(f"{layer}::weight_zero_point", np.zeros(integers.shape[0], dtype), data_type)
 
 
-def _act_inputs(graph: _Graph, layer: str, twin: nn.Module, layout: str) -> tuple[str, str, int, tuple[int, int]]:
+def _act_inputs(graph: _Graph, layer: str, twin: Any, layout: str) -> tuple[str, str, int, tuple[int, int]]:
     """Scale and zero point of a layer's input quantizer, with its ONNX type and integer range."""
     lo, hi = twin.act_range
     bits = int(np.log2(hi - lo + 1))
@@ -124,7 +126,7 @@ def _prune(graph) -> None:
         graph.initializer.remove(init)
 
 
-def narrow_types(model, twins: dict[str, nn.Module], opset: int, layout: str = "speed") -> None:
+def narrow_types(model, twins: Mapping[str, Any], opset: int, layout: str = "speed") -> None:
     """Give every Q / DQ node of ``model`` (an exported ONNX ModelProto) its layer's types in
     ``layout`` (:data:`LAYOUTS`), in place; raise the default-domain opset to ``opset``."""
     if layout not in LAYOUTS:
@@ -134,7 +136,7 @@ def narrow_types(model, twins: dict[str, nn.Module], opset: int, layout: str = "
     producers = {o: n for n in model.graph.node for o in n.output}
     for node in nodes:
         layer = _take_layer(node)
-        if layer not in twins:
+        if layer is None or layer not in twins:
             raise ValueError(f"the exported node {node.name!r} names no quantized layer ({layer!r})")
         twin = twins[layer]
         if node.op_type == "DequantizeLinear" and node.input[0] not in producers:  # a weight
@@ -170,7 +172,9 @@ def fold_batch_norms(model) -> int:
     helper_graph, folded = _Graph(model), 0
     for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
         conv = producers.get(bn.input[0])
-        weight = producers.get(conv.input[1]) if conv is not None and conv.op_type == "Conv" else None
+        if conv is None or conv.op_type != "Conv":
+            continue
+        weight = producers.get(conv.input[1])
         if weight is None or weight.op_type != "DequantizeLinear" or len(readers.get(conv.output[0], [])) != 1 \
                 or any(name not in inits for name in bn.input[1:5]) or weight.input[1] not in inits:
             continue

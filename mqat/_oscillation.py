@@ -54,9 +54,10 @@ class OscillationTracker:
     def update(self) -> None:
         """Record one optimizer step."""
         for name, layer in self._layers.items():
-            if not layer.weight_quant.is_initialized():
+            wq = layer.weight_quant
+            if wq is None or not wq.is_initialized():  # (refresh keeps layers with a weight quantizer)
                 continue
-            level = layer.weight_quant.integers(layer.weight).to(torch.int16)
+            level = wq.integers(layer.weight).to(torch.int16)
             state = self._states.get(name)
             if state is None:
                 self._states[name] = _WeightState(level)

@@ -40,9 +40,9 @@ def add_qc(model: nn.Module) -> list[nn.Parameter]:
     params = []
     for _, layer in quantized_layers(model):
         channels = layer.weight.shape[0]
-        kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
-        layer.qc_gamma = nn.Parameter(torch.ones(channels, **kw))
-        layer.qc_beta = nn.Parameter(torch.zeros(channels, **kw))
+        device, dtype = layer.weight.device, layer.weight.dtype
+        layer.qc_gamma = nn.Parameter(torch.ones(channels, device=device, dtype=dtype))
+        layer.qc_beta = nn.Parameter(torch.zeros(channels, device=device, dtype=dtype))
         params += [layer.qc_gamma, layer.qc_beta]
     return params
 
@@ -62,7 +62,7 @@ def fold_qc(model: nn.Module) -> nn.Module:
     The outputs are unchanged up to float rounding, and the layers lose their QC parameters.
     """
     for _, layer in quantized_layers(model):
-        if layer.qc_gamma is None:
+        if layer.qc_gamma is None or layer.qc_beta is None:  # (set together)
             continue
         gamma, beta = layer.qc_gamma.detach(), layer.qc_beta.detach()
         shape = (-1,) + (1,) * (layer.weight.dim() - 1)
@@ -95,7 +95,7 @@ def frozen(model: nn.Module, trainable: list[nn.Parameter]) -> Iterator[nn.Modul
     model.requires_grad_(False)
     for p in trainable:
         p.requires_grad_(True)
-    model.train = lambda mode=True: model  # instance attribute shadows nn.Module.train
+    model.train = lambda mode=True: model  # type: ignore[method-assign]  # an instance attribute shadows nn.Module.train
     try:
         yield model
     finally:

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ._layers import QUANT_LAYERS, to_quant_layer
+from ._layers import QUANT_LAYERS, QuantConv2d, QuantLinear, to_quant_layer
 from ._module_map import ModuleMap
 from ._plan import FULL_PRECISION, BitPlan
 
@@ -51,6 +51,6 @@ def quantize_(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
     return model
 
 
-def quantized_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def quantized_layers(model: nn.Module) -> list[tuple[str, QuantConv2d | QuantLinear]]:
     """The ``(name, layer)`` pairs of every quantized layer of ``model``."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, QUANT_LAYERS)]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (QuantConv2d, QuantLinear))]

@@ -99,10 +99,12 @@ def model_size(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
         n_weights, bit_weights, bops = 0, 0, 0.0
         for name, layer in layers:
             w_bits, a_bits = layer_bits(plan, module, name, fixed_fp)
-            n = layer.weight.numel()
+            weight = layer.weight
+            assert isinstance(weight, Tensor)  # a conv's or a linear's
+            n = weight.numel()
             n_weights += n
             bit_weights += w_bits * n
-            packed += packed_weight_bytes(w_bits, layer.weight) + (4 if a_bits < FULL_PRECISION else 0)
+            packed += packed_weight_bytes(w_bits, weight) + (4 if a_bits < FULL_PRECISION else 0)
             if macs is not None:
                 bops += macs.get(name, 0.0) * w_bits * a_bits
         modules[module] = ModuleSize(n_weights, bit_weights / max(n_weights, 1),

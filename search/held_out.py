@@ -13,9 +13,10 @@ from typing import Any
 
 import mqat
 from tracking.artifacts import MODEL_FILE, ONNX_FILE
+from trainables.tasks import Task
 
 
-def final_model(trial_dir: str | Path, task):
+def final_model(trial_dir: str | Path, task: Task):
     """A finished trial's final model, loaded from its newest checkpoint; None if it has none."""
     checkpoints = sorted(Path(trial_dir).glob("checkpoint_*"))
     if not checkpoints or not (checkpoints[-1] / MODEL_FILE).is_file():
@@ -23,14 +24,14 @@ def final_model(trial_dir: str | Path, task):
     return mqat.load_packed(checkpoints[-1] / MODEL_FILE, model=task.build_model())
 
 
-def _score_onnx(path: Path, model, task, runtime: str) -> dict[str, Any]:
+def _score_onnx(path: Path, model, task: Task, runtime: str) -> dict[str, Any]:
     from trainables.tasks import example_input
 
     deployed = mqat.OnnxModel(path, like=model, example_input=example_input(task).detach().cpu(), runtime=runtime)
     return task.evaluate(deployed, split="test")
 
 
-def score_front_on_test(grid, rows: list[dict[str, Any]], task, *, log=print,
+def score_front_on_test(grid, rows: list[dict[str, Any]], task: Task, *, log=print,
                         runtime: str | None = None) -> list[dict[str, Any]]:
     """Set ``test_accuracy`` (and ``test_accuracy_se``) on the front rows; return them. With a
     ``runtime``, also ``test_accuracy_onnx`` (and its ``_se``): the trial's ONNX file run there."""

@@ -17,7 +17,7 @@ import mqat
 from spaces import ilp_targets, seed_points
 from tracking.objectives import on_export
 from trainables.pretrain import cache_key, cached_checkpoint, load_model, load_state_dict, pretrain
-from trainables.tasks import example_input
+from trainables.tasks import Task, example_input
 
 from .config import Config, ConfigError
 from .methods import METHODS
@@ -25,7 +25,7 @@ from .methods import METHODS
 
 @dataclass
 class Checked:
-    task: Any
+    task: Task
     weight_counts: dict[str, int]  # per module, the weights its bits apply to
     max_compression: float
     fp_weights: int = 0  # weights of layers kept at full precision whatever the plan (first, last)
@@ -74,7 +74,7 @@ def weight_counts(model, module_map: mqat.ModuleMap) -> tuple[dict[str, int], in
     return counts, fp_weights
 
 
-def _sensitivity(config: Config, task, checkpoint: Path, model) -> mqat.SensitivityTable:
+def _sensitivity(config: Config, task: Task, checkpoint: Path, model) -> mqat.SensitivityTable:
     bits = tuple(config.space.weight_bits)
     source = cache_key(task, config.pretrain) if not config.pretrain.checkpoint else \
         f"{Path(config.pretrain.checkpoint).resolve()}:{checkpoint.stat().st_mtime_ns}"
@@ -121,7 +121,7 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     return Prepared(checked, load_state_dict(fp.checkpoint), fp_metrics, table, plans, seeds)
 
 
-def fp_bops(task, model) -> float:
+def fp_bops(task: Task, model) -> float:
     """The FP model's bit operations (MACs at 32-bit weights and inputs): a BOPs objective's
     reference, and the scale a trial's BOPs are read against."""
     full = mqat.FULL_PRECISION
@@ -129,7 +129,7 @@ def fp_bops(task, model) -> float:
     return mqat.model_size(model, plan, task.module_map, example_input=example_input(task).cpu()).bops
 
 
-def fp_latency(config: Config, task, model) -> dict[str, Any]:
+def fp_latency(config: Config, task: Task, model) -> dict[str, Any]:
     """The FP model's ONNX export timed on the driver, as trials time theirs: the reference of a
     latency objective's hypervolume (a trial slower than twice the FP model adds nothing)."""
     import tempfile

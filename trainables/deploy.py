@@ -17,7 +17,7 @@ from typing import Any
 import mqat
 from tracking.artifacts import ONNX_FILE
 
-from .tasks import example_input
+from .tasks import Task, example_input
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def _time(path: Path, shape: tuple[int, ...], settings: DeploySettings, device: 
             "latency_batch": settings.latency_batch, "latency_provider": latency.provider}
 
 
-def export_and_time(model, task, directory: Path, settings: DeploySettings, device: str = "cpu") -> dict[str, Any]:
+def export_and_time(model, task: Task, directory: Path, settings: DeploySettings, device: str = "cpu") -> dict[str, Any]:
     """Export ``model`` as ``directory/model.onnx`` and time it; the metrics a trial reports:
     ``onnx_bytes``, ``latency_ms`` (batch 1), ``latency_ms_batch`` and ``latency_provider``."""
     example = example_input(task).detach().cpu()
@@ -59,7 +59,7 @@ def export_and_time(model, task, directory: Path, settings: DeploySettings, devi
 _FP_LATENCY: dict[tuple, dict[str, Any]] = {}  # per process: a worker reused across trials times FP once
 
 
-def speedup_vs_fp(metrics: dict[str, Any], build_fp_model, task, settings: DeploySettings, device: str,
+def speedup_vs_fp(metrics: dict[str, Any], build_fp_model, task: Task, settings: DeploySettings, device: str,
                   key: Any) -> dict[str, Any]:
     """``fp_latency_ms`` and ``speedup_vs_fp`` (the FP model's time over the trial's, at batch 1;
     ``speedup_vs_fp_batch`` at the second batch size): the FP model (``build_fp_model()``, whose

@@ -15,6 +15,7 @@ from torch import nn
 import mqat
 
 from . import cachefile
+from .tasks import Task
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,13 @@ class Pretrained:
     cached: bool
 
 
-def cache_key(task, config: PretrainConfig) -> str:
+def cache_key(task: Task, config: PretrainConfig) -> str:
     settings = {k: v for k, v in asdict(config).items() if k != "checkpoint"}
     payload = json.dumps({"task": task.fingerprint(), "pretrain": settings}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def cached_checkpoint(task, config: PretrainConfig, *, cache_dir: str | Path) -> Path | None:
+def cached_checkpoint(task: Task, config: PretrainConfig, *, cache_dir: str | Path) -> Path | None:
     """The cached FP checkpoint of ``config``, checked against the size and hash recorded when
     it was written; None if there is none yet, ValueError if it is damaged (the driver refuses
     then, before any trial starts)."""
@@ -81,7 +82,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_model(task, path: str | Path) -> nn.Module:
+def load_model(task: Task, path: str | Path) -> nn.Module:
     """The task's model with the checkpoint's weights; ValueError if they do not fit."""
     model = task.build_model()
     try:
@@ -92,7 +93,7 @@ def load_model(task, path: str | Path) -> nn.Module:
     return model
 
 
-def train_fp(task, config: PretrainConfig, *, progress: bool = True) -> tuple[nn.Module, float]:
+def train_fp(task: Task, config: PretrainConfig, *, progress: bool = True) -> tuple[nn.Module, float]:
     """Train the task's model at full precision; returns it and the training wall time."""
     from tqdm import tqdm
 
@@ -117,7 +118,7 @@ def train_fp(task, config: PretrainConfig, *, progress: bool = True) -> tuple[nn
     return model, time.perf_counter() - start
 
 
-def pretrain(task, config: PretrainConfig, *, cache_dir: str | Path, progress: bool = True) -> Pretrained:
+def pretrain(task: Task, config: PretrainConfig, *, cache_dir: str | Path, progress: bool = True) -> Pretrained:
     """The FP checkpoint for ``task``: the configured one, a cached one, or a newly trained one."""
     if config.checkpoint:
         load_model(task, config.checkpoint)  # fails now, clearly, if it does not fit

@@ -26,7 +26,7 @@ from tracking.artifacts import MODEL_FILE, ONNX_FILE
 
 from .deploy import DeploySettings, export_and_time, speedup_vs_fp
 from .faults import fault_for, with_fault
-from .tasks import example_input, get_task
+from .tasks import Task, example_input, get_task
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class TrialSetup:
     faults: dict[int, str] | None = None  # trial number -> fault kind (``trainables.faults``)
 
 
-def ema_warmup_steps(task, setup: TrialSetup, epochs: int) -> int:
+def ema_warmup_steps(task: Task, setup: TrialSetup, epochs: int) -> int:
     """The EMA warm-up in steps, a fixed fraction of the ``epochs`` a trial trains."""
     return max(1, round(setup.ema_warmup_fraction * epochs * task.steps_per_epoch(setup.stage.images_per_epoch)))
 
@@ -119,7 +119,7 @@ def _task(task_name: str, task_config: Any, cache_dir: str, device: str):
     return get_task(task_name)(task_config, cache_dir=cache_dir, device=device, progress=False)
 
 
-def _fp_model(task, fp_state):
+def _fp_model(task: Task, fp_state):
     model = task.build_model()
     model.load_state_dict(fp_state)
     return model
