@@ -13,11 +13,12 @@ split and appended to ``bench/tables/pose-grid.jsonl``, one line a trial: the ta
 durable record, so an interrupted recording loses at most its running chunk, and the next run
 continues with what the table lacks, over as many sessions as it takes.
 
-The FP model is kept beside the table (``pose-grid.fp.pt``, 4.8 MB): pretraining is seeded but
-not bit-reproducible across CPUs (the same seed gave ADD 0.387 on one machine and 0.357 on
-another), so a later session, on whatever machine, starts its trials from the file, not from a
-new pretraining. The rendered data's hashes are kept in the meta: a machine that renders other
-images refuses to add to the table, as does an FP model other than the table's.
+Pretraining is seeded but not bit-reproducible across CPUs (the same seed gave ADD 0.387 on an
+Intel machine and 0.357 on an AMD EPYC), so the table names its FP model by hash and a run whose
+pretraining gives another refuses to add to it (exit 2). Once pretrained, the FP model is kept
+beside the table (``pose-grid.fp.pt``, 4.8 MB: out of git, which holds no checkpoints), and
+the next runs on this machine start from it. The rendered data's hashes are kept in the meta
+too: a machine that renders other images refuses alike.
 """
 from __future__ import annotations
 
@@ -166,7 +167,8 @@ def _check_meta(prepared, meta: dict[str, Any]) -> dict[str, Any]:
     data = data_hashes(prepared.checked.task)
     if meta.get("fp") and meta["fp"]["hash"] != fp["hash"]:
         raise TableMismatch(f"this run's FP model ({fp}) is not the table's ({meta['fp']}): "
-                            f"restore {FP_CHECKPOINT.name} from git, or start a new table")
+                            f"continue on a machine whose pretraining gives the table's model (or with its "
+                            f"{FP_CHECKPOINT.name}), or start a new table")
     if meta.get("data") and meta["data"] != data:
         raise TableMismatch(f"this machine rendered other images ({data}) than the table's ({meta['data']}): "
                             "the rows would not compare; start a new table here")

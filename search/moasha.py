@@ -178,6 +178,6 @@ class StoppedMarker(Callback):
         self.renamed = tuple(renamed)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("done") and not result.get("final") and result.get("plan_compression") is not None:
+        if result.get("done") and not result.get("final") and "stage" in result:  # a stage's report
             result.update(early_stopped=True, stopped_at_stage=result.get("stage"))
             result.update({key: result[stage_key] for stage_key, key in self.renamed if stage_key in result})
