@@ -1,12 +1,18 @@
 """A last good copy of Ray Tune's state files, kept beside the search, for ``--resume``.
 
 Tune writes its experiment state (``experiment_state-*.json``: every trial, its checkpoint and
-status), the searcher's and the callbacks' state in place, and copies them to the storage
-directory in the background: a driver killed during a write leaves a truncated file (0 bytes was
-seen), and the resumed search then forgot every trial, finished ones included. After each
-snapshot has settled and every file reads whole, :class:`StateKeeper` copies the set into
-``.tune-state-kept/``; :func:`repair` puts that copy back in place of an unreadable file before
-Tune reads it. Only a directory needs this: an object store writes each object whole.
+status), the searcher's and the callbacks' state into the driver's staging directory, then copies
+them to the storage directory in the background: a driver killed during a write leaves a truncated
+file (0 bytes was seen), and the resumed search then forgot every trial, finished ones included.
+:class:`StateKeeper` copies each new snapshot into ``.tune-state-kept/`` from the staging
+directory, in the same step of Tune's loop that wrote it (Tune saves a snapshot just before it
+calls the callbacks' ``on_step_end``), so the kept copy is whole, one snapshot's, and never a
+snapshot behind: a trial whose checkpoint Tune has recorded is in it. (Watching the storage
+directory instead, for files that had stopped changing, missed every snapshot while two trials
+checkpointed more often than that wait: the kept copy then lagged by whole trials, and a resume
+from it reran a finished trial under a new name.) :func:`repair` puts the kept copy back in
+place of an unreadable file before Tune reads it. Only a directory needs this: an object store
+writes each object whole.
 
 A trial keeps one checkpoint, so by the time a kept snapshot is needed the checkpoint it names
 may be gone (replaced by the trial's next one): the keeper also keeps hard links to the
@@ -20,7 +26,6 @@ import json
 import os
 import pickletools
 import shutil
-import time
 from pathlib import Path
 
 from ray.tune import Callback
@@ -31,7 +36,6 @@ from .config import ConfigError
 KEPT_DIR = ".tune-state-kept"
 CHECKPOINTS = "checkpoints"  # in KEPT_DIR: <trial>/<checkpoint>/ hard links
 PATTERNS = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl", "callback-states-*.pkl")
-SETTLED_S = 0.5  # a file untouched this long is not being copied by Tune's background sync
 
 
 def readable(path: Path) -> bool:
@@ -62,8 +66,9 @@ def _newest(directory: Path) -> dict[str, Path]:
 
 
 class StateKeeper(Callback):
-    """Copies Tune's state files to ``.tune-state-kept/`` whenever a new snapshot has settled and
-    reads whole (checked after each step of Tune's loop; a stat per file, a copy per snapshot)."""
+    """Copies each snapshot of Tune's state from the driver's staging directory, where Tune has
+    just written it, to ``.tune-state-kept/`` beside the search (a stat per file each step of
+    Tune's loop, a copy per snapshot)."""
 
     def __init__(self, experiment: str):
         self.experiment = experiment
@@ -73,20 +78,17 @@ class StateKeeper(Callback):
         return {"experiment": self.experiment, "_kept": {}}
 
     def on_step_end(self, iteration, trials, **info):
-        if storage.is_uri(self.experiment):
+        if storage.is_uri(self.experiment) or not trials:
+            return
+        staging = Path(trials[0].storage.experiment_driver_staging_path)
+        files = _newest(staging)
+        try:
+            stamps = {pattern: path.stat().st_mtime_ns for pattern, path in files.items()}
+        except OSError:
+            return
+        if not files or stamps == self._kept or not all(readable(path) for path in files.values()):
             return
         directory = Path(self.experiment)
-        files = _newest(directory)
-        stamps = {}
-        for pattern, path in files.items():
-            try:
-                stamps[pattern] = path.stat().st_mtime
-            except OSError:
-                return
-        if not files or stamps == self._kept or time.time() - max(stamps.values()) < SETTLED_S:
-            return
-        if not all(readable(path) for path in files.values()):
-            return
         kept = directory / KEPT_DIR
         kept.mkdir(exist_ok=True)
         _link_checkpoints(directory, kept / CHECKPOINTS)

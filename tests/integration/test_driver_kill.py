@@ -203,3 +203,55 @@ def test_truncated_tune_state_without_a_good_copy_is_refused_in_one_line(tmp_pat
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and "unreadable" in lines[0] and "start a new search" in lines[0], lines
     assert sorted(p.relative_to(experiment) for p in experiment.rglob("*")) == before  # nothing written
+
+
+def _checkpointing_trainable(config):
+    """Reports with a checkpoint every few milliseconds: Tune snapshots its state after each one."""
+    import tempfile
+
+    from ray import tune
+
+    for step in range(config["steps"]):
+        with tempfile.TemporaryDirectory() as directory:
+            Path(directory, "step").write_text(str(step))
+            tune.report({"step": step}, checkpoint=tune.Checkpoint.from_directory(directory))
+        time.sleep(0.02)
+
+
+def test_the_kept_state_is_the_snapshot_tune_wrote_in_the_same_step(ray_session, tmp_path):
+    """Two trials checkpointing every few milliseconds (each checkpoint forces a snapshot): after
+    every step of Tune's loop the kept copy is the snapshot Tune has just written, never one
+    behind, so a resume from it forgets no trial that had checkpointed."""
+    from ray import tune
+
+    from search.tune_state import KEPT_DIR, StateKeeper
+
+    experiment = tmp_path / "keep"
+
+    class Compare(tune.Callback):  # runs after the keeper, in the same step
+        def __init__(self):
+            self.steps = []
+
+        def on_step_end(self, iteration, trials, **info):
+            if not trials:
+                return
+            staging = Path(trials[0].storage.experiment_driver_staging_path)
+            written = sorted(staging.glob("experiment_state-*.json"))
+            if written:
+                kept = experiment / KEPT_DIR / written[-1].name
+                self.steps.append((written[-1].read_bytes(), kept.read_bytes() if kept.exists() else b""))
+
+    compare = Compare()
+    tuner = tune.Tuner(
+        tune.with_resources(_checkpointing_trainable, {"cpu": 1}),
+        param_space={"steps": 25},
+        tune_config=tune.TuneConfig(num_samples=2),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="keep", verbose=0,
+                                  callbacks=[StateKeeper(str(experiment)), compare],
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    results = tuner.fit()
+    assert not results.errors
+    snapshots = {written for written, _ in compare.steps}
+    assert len(snapshots) >= 10, len(snapshots)          # Tune snapshotted often: the case at stake
+    behind = sum(written != kept for written, kept in compare.steps)
+    assert behind == 0, f"the kept state was behind Tune's in {behind} of {len(compare.steps)} steps"

@@ -1,6 +1,7 @@
 """The last good copy of Tune's state files: what reads whole, what is kept, what is restored."""
 import json
 import pickle
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,12 +15,9 @@ def _write_state(directory, session="2026-01-01_00-00-00", trials=3):
     (directory / f"searcher-state-{session}.pkl").write_bytes(pickle.dumps({"trials": trials}))
 
 
-def _settle(directory, seconds=5.0):
-    import os
-    import time
-    for path in directory.iterdir():
-        if path.is_file():
-            os.utime(path, (time.time() - seconds, time.time() - seconds))
+def _trials(staging):
+    """What the keeper reads of Tune's trials: where the driver stages the experiment's state."""
+    return [SimpleNamespace(storage=SimpleNamespace(experiment_driver_staging_path=str(staging)))]
 
 
 def test_readable_tells_whole_files_from_truncated_ones(tmp_path):
@@ -30,28 +28,30 @@ def test_readable_tells_whole_files_from_truncated_ones(tmp_path):
         assert readable(tmp_path / name) is expected, name
 
 
-def test_the_keeper_copies_a_settled_whole_snapshot_and_repair_puts_it_back(tmp_path):
-    _write_state(tmp_path)
-    keeper = StateKeeper(str(tmp_path))
-    keeper.on_step_end(iteration=1, trials=[])
-    assert not (tmp_path / KEPT_DIR).exists()              # just written: Tune's copy may be under way
-    _settle(tmp_path)
-    keeper.on_step_end(iteration=2, trials=[])
-    kept = sorted(p.name for p in (tmp_path / KEPT_DIR).iterdir())
-    assert kept == sorted(p.name for p in tmp_path.iterdir() if p.is_file())
-    # a later snapshot of a new session, then a kill that truncates it
-    _write_state(tmp_path, session="2026-01-02_00-00-00", trials=5)
-    _settle(tmp_path)
-    keeper.on_step_end(iteration=3, trials=[])
-    assert len(list((tmp_path / KEPT_DIR).iterdir())) == 3  # the newest set only
-    for path in tmp_path.glob("*2026-01-02*"):
+def test_the_keeper_copies_each_whole_snapshot_at_once_and_repair_puts_it_back(tmp_path):
+    staging, experiment = tmp_path / "staging", tmp_path / "experiment"
+    staging.mkdir(), experiment.mkdir()
+    keeper = StateKeeper(str(experiment))
+    keeper.on_step_end(iteration=0, trials=[])               # no trial yet: nothing to keep
+    assert not (experiment / KEPT_DIR).exists()
+    _write_state(staging)
+    keeper.on_step_end(iteration=1, trials=_trials(staging))  # the step that wrote it
+    kept = sorted(p.name for p in (experiment / KEPT_DIR).iterdir())
+    assert kept == sorted(p.name for p in staging.iterdir())
+    # a later snapshot of a new session, kept in the same step; then a kill truncates the synced copy
+    _write_state(staging, session="2026-01-02_00-00-00", trials=5)
+    keeper.on_step_end(iteration=2, trials=_trials(staging))
+    assert len(list((experiment / KEPT_DIR).iterdir())) == 3  # the newest set only
+    _write_state(experiment, session="2026-01-02_00-00-00", trials=5)
+    for path in experiment.glob("*2026-01-02*"):
         path.write_bytes(b"")
-    keeper.on_step_end(iteration=4, trials=[])              # an unreadable snapshot is never kept
-    check(str(tmp_path))
+    (staging / "experiment_state-2026-01-02_00-00-00.json").write_bytes(b"")
+    keeper.on_step_end(iteration=3, trials=_trials(staging))  # an unreadable snapshot is never kept
+    check(str(experiment))
     lines = []
-    repair(str(tmp_path), log=lines.append)
-    assert json.loads((tmp_path / "experiment_state-2026-01-02_00-00-00.json").read_text()) == {"trial_data": list(range(5))}
-    assert pickle.loads((tmp_path / "searcher-state-2026-01-02_00-00-00.pkl").read_bytes()) == {"trials": 5}
+    repair(str(experiment), log=lines.append)
+    assert json.loads((experiment / "experiment_state-2026-01-02_00-00-00.json").read_text()) == {"trial_data": list(range(5))}
+    assert pickle.loads((experiment / "searcher-state-2026-01-02_00-00-00.pkl").read_bytes()) == {"trials": 5}
     assert len(lines) == 1 and "last good copy" in lines[0]
 
 
@@ -63,8 +63,7 @@ def test_a_checkpoint_the_kept_snapshot_names_is_linked_back_once_tune_dropped_i
     old = tmp_path / "train_mqat_a" / "checkpoint_000001"
     old.mkdir(parents=True)
     (old / "flow_state.pt").write_bytes(b"stage 1")
-    _settle(tmp_path)
-    StateKeeper(str(tmp_path)).on_step_end(iteration=1, trials=[])
+    StateKeeper(str(tmp_path)).on_step_end(iteration=1, trials=_trials(tmp_path))
     shutil.rmtree(old)                                          # Tune: the next checkpoint replaces it
     (tmp_path / "train_mqat_a" / "checkpoint_000002").mkdir()
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_bytes(b"")   # then the kill
