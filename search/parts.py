@@ -120,10 +120,12 @@ def tracker(config: Config, prepared: Prepared, table, location: str):
 
 
 def recorder(config: Config, prepared: Prepared, table, location: str):
-    """What records every ended trial: MLflow (which keeps the table too), or the table alone."""
+    """What records every ended trial: MLflow (which keeps the table too; on a thread of its own,
+    so that trials never wait on the tracking server), or the table alone."""
+    from tracking.background import InBackground
     from tracking.live_table import TableCallback
 
-    return tracker(config, prepared, table, location) if config.tracking.enabled else TableCallback(table)
+    return InBackground(tracker(config, prepared, table, location)) if config.tracking.enabled else TableCallback(table)
 
 
 def flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:

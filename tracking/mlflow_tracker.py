@@ -267,6 +267,9 @@ class MLflowTracker(Callback):
 
     # ---- after each trial ---------------------------------------------------------------
     def _finish(self, trial, error: str | None, trials=()) -> None:
+        # the table first: it is the search's own record, written whether MLflow answers or not
+        drawn = self.table.drawn_at
+        on_front = self.table.add(trial, error, trials)["pareto"]
         run_id = self.child(trial)
         stopped = not error and bool((trial.last_result or {}).get("early_stopped"))
         if error:
@@ -274,8 +277,6 @@ class MLflowTracker(Callback):
         if stopped:  # by the early-stopping scheduler: its last model is no front model
             self.client.set_tag(run_id, "early_stopped", f"stage {trial.last_result.get('stopped_at_stage')}")
         self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped else "FINISHED")
-        drawn = self.table.drawn_at
-        on_front = self.table.add(trial, error, trials)["pareto"]
         rows = list(self.table.rows.values())
         done = [r for r in rows if complete(r, self.table.objectives)]
         self._log_front_size(len(rows), hypervolume(maximised(done, self.table.objectives), self.reference), len(done))
