@@ -25,8 +25,8 @@ PAUSES_S = (1, 2, 4, 8, 15)  # between tries of an event while the server is unr
 
 
 def unreachable(error: BaseException) -> bool:
-    """Whether ``error`` says the tracking server could not be reached (worth waiting for), as
-    opposed to a bug or a refused request."""
+    """Whether ``error`` says the tracking server could not be reached (worth waiting for), not
+    that the request was refused or the tracker has a bug."""
     import requests
     from mlflow.exceptions import MlflowException
 
