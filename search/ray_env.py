@@ -60,6 +60,9 @@ def _follow_the_cluster() -> None:
         _reread_auth_mode()
 
 
+_started_with: tuple[str, ...] | None = None  # the modules shipped to the Ray this process started
+
+
 def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int | None = None,
              py_modules: list[str] | None = None) -> None:
     """Join ``address``, or start a small local Ray on 127.0.0.1 without a dashboard.
@@ -70,10 +73,17 @@ def init_ray(address: str | None, *, temp_dir: str | None = None, num_cpus: int 
     warning that the LSQ kernel fell back to torch ops. Ray folds repeats across workers."""
     import ray
 
+    global _started_with
+    shipped = tuple(py_modules or ())
     if ray.is_initialized():
-        return
+        if _started_with is None or _started_with == shipped:  # a user's Ray, or ours as it is needed
+            return
+        # ours, started for another search's task module in this process: its workers would not
+        # find this search's (every trial failing on "No module named ..."), so start it again
+        ray.shutdown()
     apply()
     runtime_env = {"py_modules": py_modules} if py_modules else None
+    _started_with = shipped
     if address:
         _follow_the_cluster()
         try:
