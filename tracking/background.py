@@ -16,7 +16,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ray.tune import Callback
 
@@ -53,11 +52,6 @@ class InBackground(Callback):
 
     def __getstate__(self):  # Tune pickles callbacks: the thread and its queue stay here
         return {"inner": self.inner, "retry_s": self.retry_s, "_queue": None, "_error": None}
-
-    def __getattr__(self, name: str) -> Any:  # the tracker's own attributes (table, uri, ...)
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     # ---- the worker ---------------------------------------------------------------------
     def _submit(self, hook: Callable, *args, **kwargs) -> None:
