@@ -1,7 +1,8 @@
 """A complete task of your own for ``mqat search``: a three-module classifier of drawn shapes.
 
-It uses nothing but the public task contract (README, "Search your own network"; the contract
-itself is in ``trainables/tasks.py``). Name it in a config as ``task: {name: "shapes_task:ShapesTask"}``
+It is written on the short task contract (README, "Search your own network"; the base class
+and what it provides are in ``trainables/base.py``): a config, the module map, the network, the
+data per split, the loss and the score. Name it in a config as ``task: {name: "shapes_task:ShapesTask"}``
 with this file beside the config (or anywhere on ``PYTHONPATH``); the search ships it to the
 workers of a cluster.
 
@@ -12,15 +13,14 @@ train, val and test are disjoint and the same on every machine.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.utils.data import TensorDataset
 
-import mqat
-from trainables.tasks import Metric
+from trainables.base import BaseTask, Metric
 
 SHAPES = ("square", "disc", "bar", "ring", "cross", "triangle")
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
@@ -83,86 +83,36 @@ class ShapesNet(nn.Module):
         return self.head(self.neck(self.backbone(x)))
 
 
-MODULES = {"backbone": ["backbone."], "neck": ["neck."], "head": ["head."]}
-
-
-class ShapesTask:
+class ShapesTask(BaseTask):
     """Shape classification; ``accuracy`` is top-1 on the asked split."""
 
     Config = ShapesConfig
     metric = Metric(name="top-1", label="top-1 accuracy", companions={"loss": "cross-entropy"})
+    modules = {"backbone": ["backbone."], "neck": ["neck."], "head": ["head."]}
 
-    @classmethod
-    def module_names(cls, config: ShapesConfig) -> list[str]:
-        return list(MODULES)
+    def network(self) -> nn.Module:
+        return ShapesNet(self.config.width)
 
-    def __init__(self, config: ShapesConfig, *, cache_dir: str, device: str = "auto", progress: bool = True):
-        self.config = config
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if device == "auto" else device))
-        self.module_map = mqat.ModuleMap(MODULES)
-        self._splits: dict[str, tuple[Tensor, Tensor]] = {}
+    def dataset(self, split: str) -> TensorDataset:
+        """Drawn in memory, in a second (a large data set would be cached under ``cache_dir``)."""
+        count = getattr(self.config, f"{split}_images")
+        return TensorDataset(*draw_shapes(count, 1000 * self.config.seed + SPLIT_SEEDS[split]))
 
-    # ---- data: drawn in memory, in a second; a large data set would be cached under cache_dir
-    def prepare_data(self) -> None:
-        for split in SPLIT_SEEDS:
-            self._data(split)
+    def augment(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        flip = torch.rand(len(images), device=images.device) < 0.5   # mirror half of them
+        return torch.where(flip[:, None, None, None], images.flip(-1), images), labels
 
-    def _data(self, split: str) -> tuple[Tensor, Tensor]:
-        if split not in self._splits:
-            count = getattr(self.config, f"{split}_images")
-            images, labels = draw_shapes(count, 1000 * self.config.seed + SPLIT_SEEDS[split])
-            self._splits[split] = images.to(self.device), labels.to(self.device)
-        return self._splits[split]
-
-    def _batches(self, split: str, count: int) -> list[tuple[Tensor, Tensor]]:
-        images, labels = self._data(split)
-        size = self.config.batch_size
-        return [(images[i:i + size], labels[i:i + size]) for i in range(0, min(len(images), count * size), size)]
-
-    # ---- the contract
-    def build_model(self) -> nn.Module:
-        return ShapesNet(self.config.width).to(self.device)
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {"task": "shapes", "config": asdict(self.config)}
-
-    def steps_per_epoch(self, images: int | None = None) -> int:
-        count = self.config.train_images if images is None else min(images, self.config.train_images)
-        return math.ceil(count / self.config.batch_size)
-
-    def loss_fn(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+    def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         return F.cross_entropy(model(batch[0]), batch[1])
 
-    def train_epoch(self, model: nn.Module, optimizer, on_step, *, images: int | None = None) -> float:
-        """One pass over (a random ``images`` of) the training split, in an order drawn from
-        torch's global generator (which the search seeds); returns the mean loss."""
-        x, y = self._data("train")
-        order = torch.randperm(len(x))[:images].to(self.device)
-        total = 0.0
-        for index in order.split(self.config.batch_size):
-            flip = torch.rand(len(index), device=self.device) < 0.5   # augmentation: mirror
-            inputs = torch.where(flip[:, None, None, None], x[index].flip(-1), x[index])
-            loss = F.cross_entropy(model(inputs), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            on_step()
-            total += loss.item() * len(index)
-        return total / len(order)
+    def score(self, model: nn.Module, batches) -> dict[str, float]:
+        logits, labels = map(torch.cat, zip(*[(model(x), y) for x, y in batches]))
+        accuracy = float((logits.argmax(1) == labels).float().mean())
+        return {"accuracy": accuracy, "accuracy_se": math.sqrt(accuracy * (1 - accuracy) / len(labels)),
+                "loss": float(F.cross_entropy(logits, labels)), "images": float(len(labels))}
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, *, images: int | None = None, split: str = "val") -> dict[str, float]:
-        x, y = self._data(split)
-        x, y = x[:images], y[:images]
-        model.eval()
-        logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
-        accuracy = float((logits.argmax(1) == y).float().mean())
-        return {"accuracy": accuracy, "accuracy_se": math.sqrt(accuracy * (1 - accuracy) / len(y)),
-                "loss": float(F.cross_entropy(logits, y)), "images": float(len(y))}
-
-    def sensitivity_batches(self, count: int) -> list[tuple[Tensor, Tensor]]:
-        return self._batches("val", count)
-
-    def train_batches(self, count: int) -> list[tuple[Tensor, Tensor]]:
-        return self._batches("train", count)
+    def baseline(self) -> dict[str, float]:
+        """Chance: a model that always answers the commonest shape of the validation split."""
+        labels = self.data("val").tensors[1]
+        return {"accuracy": float(labels.bincount().max()) / len(labels)}

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 import mqat
 
+from ..device import pick_device
 from ..tasks import Metric
 from .boxes import assign, decode, detection_loss
 from .config import DetectConfig
@@ -23,12 +24,6 @@ from .network import MODULE_MAP, STRIDES, Detector
 from .scenes import CLASSES, Scenes, SceneSpec, cached_scenes
 
 SPLITS = ("train", "val", "test")
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class DetectTask:
@@ -51,7 +46,7 @@ class DetectTask:
                  progress: bool = True):
         self.config = config
         self.cache_dir = Path(cache_dir)
-        self.device = _device(device)
+        self.device = pick_device(device)
         self.progress = progress
         self.module_map = mqat.ModuleMap(MODULE_MAP)
         self._splits: dict[str, Scenes] = {}

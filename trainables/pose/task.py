@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 import mqat
 
+from ..device import pick_device
 from ..tasks import Metric
 from .augment import jitter, random_angles, roll
 from .bop import BopSpec, check_bop, load_bop, load_bop_object
@@ -26,13 +27,6 @@ from .pnp import solve_pnp
 from .satellite import ObjectModel, satellite
 
 _MEAN, _STD = 0.5, 0.25
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """CUDA when asked for or, with ``auto``, when present; the CPU otherwise."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 SPLITS = ("val", "test")
