@@ -90,6 +90,9 @@ def recording_config(output_dir: Path, cache_dir: Path):
     from search.config import SchedulerConfig, load_config
 
     config = load_config(QUICKSTART)
+    # the table's FP model was pretrained before pretraining re-estimated BN statistics: the same
+    # pretraining, so that a machine of the table's kind gives the table's model again
+    config = replace(config, pretrain=replace(config.pretrain, reestimate_bn=False))
     if FP_CHECKPOINT.is_file():
         config = replace(config, pretrain=replace(config.pretrain, checkpoint=str(FP_CHECKPOINT)))
     space = replace(config.space, order="search", joint=True, weight_bits=BITS, ema=False, qc=False, bn=True,

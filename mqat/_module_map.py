@@ -69,12 +69,13 @@ class ModuleMap:
         return [m for m, prefixes in self.prefixes.items()
                 if any(layer_name.startswith(p) or layer_name == p.rstrip(".") for p in prefixes)]
 
-    def _quantizable(self, model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    def quantizable(self, model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+        """Every conv and linear layer of ``model``, ``(name, layer)``, in model order."""
         return ((n, mod) for n, mod in model.named_modules() if isinstance(mod, QUANTIZABLE))
 
     def validate(self, model: nn.Module) -> None:
         """Raise ValueError naming the first conv/linear layer that is in no module or in two."""
-        layers = list(self._quantizable(model))
+        layers = list(self.quantizable(model))
         if not layers:
             raise ValueError("the model has no Conv2d or Linear layer to quantize")
         for name, _ in layers:
@@ -94,7 +95,7 @@ class ModuleMap:
         """Module name -> its ``(layer name, layer)`` pairs, in model order (validates first)."""
         self.validate(model)
         grouped: dict[str, list[tuple[str, nn.Module]]] = {m: [] for m in self.names}
-        for name, layer in self._quantizable(model):
+        for name, layer in self.quantizable(model):
             grouped[self.owners(name)[0]].append((name, layer))
         return grouped
 
@@ -102,7 +103,7 @@ class ModuleMap:
         """Names of layers kept at full precision by the ``fp_first_last`` switch."""
         if not self.fp_first_last:
             return set()
-        names = [n for n, _ in self._quantizable(model)]
+        names = [n for n, _ in self.quantizable(model)]
         return {names[0], names[-1]} if names else set()
 
     def check_plan(self, plan: BitPlan) -> None:

@@ -42,6 +42,22 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layers(args: argparse.Namespace) -> int:
+    """Every conv and linear layer of the task's network, in model order, with its module: what
+    a module map's prefixes name (nothing is trained or written)."""
+    config = load_config(args.config)
+    task = config.task_instance(progress=False)
+    model, module_map = task.build_model(), task.module_map
+    fixed = module_map.fixed_fp_layers(model)
+    print(f"{'layer':<40} {'type':<7} {'weights':>10}  module")
+    for name, layer in module_map.quantizable(model):
+        owners = module_map.owners(name)
+        owner = ", ".join(owners) if owners else "(none: add a prefix for it)"
+        kept = "  (kept at full precision: first/last layer)" if name in fixed else ""
+        print(f"{name:<40} {type(layer).__name__:<7} {layer.weight.numel():>10,}  {owner}{kept}")
+    return 0
+
+
 def _search(args: argparse.Namespace) -> int:
     import time
 
@@ -138,6 +154,10 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--targets", type=float, nargs="+", help="compression targets (default: the config's)")
     plan.add_argument("--quiet", action="store_true")
     plan.set_defaults(run=_plan)
+
+    layers = sub.add_parser("layers", help="list the network's quantizable layers and the module of each")
+    layers.add_argument("--config", required=True)
+    layers.set_defaults(run=_layers)
 
     search = sub.add_parser("search", help="run the Pareto search of a config")
     search.add_argument("--config", required=True)

@@ -16,7 +16,7 @@ from typing import Any
 import mqat
 from spaces import ilp_targets, seed_points
 from tracking.objectives import on_export
-from trainables.pretrain import cache_key, cached_checkpoint, load_model, load_state_dict, pretrain
+from trainables.pretrain import baseline_problem, cache_key, cached_checkpoint, load_model, load_state_dict, pretrain
 from trainables.tasks import Task, example_input
 
 from .config import Config, ConfigError
@@ -45,7 +45,10 @@ def check(config: Config, *, progress: bool = True) -> Checked:
     """Validate what a config implies without writing anything; ConfigError on bad input."""
     task = config.task_instance(progress=progress)
     model = task.build_model()
-    counts, fp_weights = weight_counts(model, task.module_map)
+    try:
+        counts, fp_weights = weight_counts(model, task.module_map)
+    except ValueError as err:  # a layer in no module or in two: the task's module map is bad input
+        raise ConfigError(f"task {config.task_name!r}: its module map does not fit its model: {err}") from None
     choices = list(config.space.weight_bits)
     top = mqat.max_compression(counts, choices, fp_weights=fp_weights)
     for target in config.search.targets:
@@ -96,9 +99,14 @@ def _sensitivity(config: Config, task: Task, checkpoint: Path, model) -> mqat.Se
 def prepare(config: Config, checked: Checked, *, progress: bool = True, log=print) -> Prepared:
     """FP weights, sensitivity table, ILP plans and the seed points of the search."""
     task = checked.task
-    fp = pretrain(task, config.pretrain, cache_dir=config.cache_dir, progress=progress)
-    if not fp.cached:
-        log(format_pretrain(fp, task.metric))
+    try:
+        fp = pretrain(task, config.pretrain, cache_dir=config.cache_dir, progress=progress)
+    except ValueError as err:  # data that turn out unreadable while loading
+        raise ConfigError(str(err)) from None
+    log(format_pretrain(fp, task.metric))  # every run: the figure the whole search stands on
+    problem = baseline_problem(fp.metrics, task.metric.name)
+    if problem and config.pretrain.require_above_baseline:
+        raise ConfigError(f"{problem} (checkpoint {fp.checkpoint})")
     # the data every trial reads, made ready here, once, rather than by trials racing each other
     # (and verified: a damaged cache is built again, while trials only compare sizes)
     task.prepare_data()
@@ -144,8 +152,6 @@ def format_pretrain(result, metric) -> str:
     """The figures a user checks after pretraining, in a few lines: the task's score with its
     standard error, its companion metrics (as the task's ``metric`` names them), the timings."""
     m = result.metrics
-    if m.get("source") == "checkpoint":
-        return f"using the configured checkpoint {result.checkpoint}"
     images = f", {int(m['images'])} validation images" if m.get("images") is not None else ""
     se = f" +- {m['accuracy_se']:.3f} (standard error{images})" if m.get("accuracy_se") is not None else ""
     test = f"; test split {m['test_accuracy']:.3f}" if m.get("test_accuracy") is not None else ""
@@ -155,16 +161,29 @@ def format_pretrain(result, metric) -> str:
         lines.append("          " + ", ".join(companions))
     if m.get("baseline_accuracy") is not None:
         lines.append(f"baseline (a model that learned nothing): {metric.name} {m['baseline_accuracy']:.3f}")
-    timing = f"data {m['data_seconds']:.0f} s, training {m['train_seconds']:.0f} s"
-    lines.append(f"checkpoint: {result.checkpoint} ({'cached' if result.cached else timing})")
+    if m.get("bn_reestimated"):
+        lines.append(f"BatchNorm statistics re-estimated from training batches: {metric.name} "
+                     f"{m['accuracy_trained_bn']:.3f} -> {m['accuracy']:.3f}")
+    if m.get("source") == "checkpoint":
+        lines.append(f"checkpoint: {result.checkpoint} (configured: pretrain.checkpoint)")
+    elif result.cached:
+        lines.append(f"checkpoint: {result.checkpoint} (cached: trained before with these settings and code)")
+    else:
+        lines.append(f"checkpoint: {result.checkpoint} (trained now: data {m['data_seconds']:.0f} s, "
+                     f"training {m['train_seconds']:.0f} s)")
     return "\n".join(lines)
 
 
 def describe(prepared: Prepared) -> str:
     """The sensitivity table and the ILP plans, as ``mqat plan`` prints them."""
-    lines = [str(prepared.table), "ILP plans (least summed sensitivity meeting each target):"]
     counts, fp = prepared.checked.weight_counts, prepared.checked.fp_weights
     total = sum(counts.values()) + fp
+    prefixes = prepared.checked.task.module_map.prefixes
+    lines = ["modules (layer-name prefixes) and their share of the weights:"]
+    lines += [f"  {m:<10} {n / total:6.1%}  {', '.join(p.rstrip('.') for p in prefixes[m])}" for m, n in counts.items()]
+    if fp:
+        lines.append(f"  {'(FP)':<10} {fp / total:6.1%}  the first and last layers, kept at full precision")
+    lines += [str(prepared.table), "ILP plans (least summed sensitivity meeting each target):"]
     for target, plan in prepared.plans.items():
         cf = 32 * total / (sum(plan.weight_bits[m] * n for m, n in counts.items()) + 32 * fp)
         cost = sum(prepared.table.delta[m][b] for m, b in plan.weight_bits.items() if b < 32)

@@ -121,14 +121,16 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from ray import tune
 
     from tracking.report import save_search_info
-    from trainables.tasks import module_file
+    from trainables.tasks import modules_to_ship
 
     from . import tune_state
     from .progress import ProgressPrinter
     from .ray_env import init_ray
 
-    shipped = module_file(config.task_name)  # a task module of the user's, outside the installed packages
-    init_ray(address, temp_dir=ray_temp_dir, py_modules=[str(shipped)] if shipped else None)
+    # a task's code of the user's, outside the installed packages, and what it imports beside it
+    extra = type(checked.task).code_modules(config.task) if hasattr(type(checked.task), "code_modules") else ()
+    shipped = modules_to_ship(config.task_name, extra)
+    init_ray(address, temp_dir=ray_temp_dir, py_modules=[str(p) for p in shipped] or None)
     locations.check_shared(config)
     resources.check_cluster_resources(config)
     trainable = parts.trainable(config, prepared, faults)

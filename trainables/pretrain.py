@@ -1,6 +1,7 @@
 """Full-precision pretraining of a task's model, cached by a hash of what determines it."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -15,19 +16,29 @@ from torch import nn
 import mqat
 
 from . import cachefile
-from .tasks import Task
+from .tasks import Task, code_hash
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
     """Epochs and Adam settings (cosine decay to zero); or an existing ``checkpoint`` to use.
-    ``seed`` fixes the initial weights, the data order and the augmentation."""
+    ``seed`` fixes the initial weights, the data order and the augmentation.
+
+    ``reestimate_bn``: after training, the BatchNorm statistics are also re-estimated from
+    ``bn_batches`` training batches, and the better of the two models on the validation split is
+    kept (a small BN momentum, torchvision's 0.01 for one, leaves stale statistics after a
+    short training). ``require_above_baseline``: the search refuses an FP model whose score is
+    not clearly above the task's baseline (a model that learned nothing); false lets a smoke
+    test search an untrained model on purpose."""
 
     epochs: int = 5
     lr: float = 2e-3
     weight_decay: float = 0.0
     checkpoint: str | None = None
     seed: int = 0
+    reestimate_bn: bool = True
+    bn_batches: int = 16
+    require_above_baseline: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
@@ -36,6 +47,8 @@ class PretrainConfig:
             raise ValueError(f"pretrain.lr must be > 0, but got {self.lr!r}")
         if self.weight_decay < 0:
             raise ValueError(f"pretrain.weight_decay must be >= 0, but got {self.weight_decay!r}")
+        if isinstance(self.bn_batches, bool) or not isinstance(self.bn_batches, int) or self.bn_batches < 1:
+            raise ValueError(f"pretrain.bn_batches must be an integer >= 1, but got {self.bn_batches!r}")
 
 
 @dataclass(frozen=True)
@@ -47,9 +60,15 @@ class Pretrained:
     cached: bool
 
 
+#: settings that do not change the pretrained model, so not part of its cache key
+_NOT_IN_KEY = ("checkpoint", "require_above_baseline")
+
+
 def cache_key(task: Task, config: PretrainConfig) -> str:
-    settings = {k: v for k, v in asdict(config).items() if k != "checkpoint"}
-    payload = json.dumps({"task": task.fingerprint(), "pretrain": settings}, sort_keys=True)
+    """What determines the FP model: the task's fingerprint and code, the pretraining settings."""
+    settings = {k: v for k, v in asdict(config).items() if k not in _NOT_IN_KEY}
+    payload = json.dumps({"task": task.fingerprint(), "code": code_hash(type(task)), "pretrain": settings},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -118,11 +137,59 @@ def train_fp(task: Task, config: PretrainConfig, *, progress: bool = True) -> tu
     return model, time.perf_counter() - start
 
 
+#: how far above its baseline an FP model must score to be searched, in standard errors
+BASELINE_MARGIN_SE = 3.0
+
+
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats for m in model.modules())
+
+
+def with_better_bn(task: Task, model: nn.Module, config: PretrainConfig) -> tuple[nn.Module, dict[str, Any]]:
+    """The model and its validation metrics, or the same weights with re-estimated BatchNorm
+    statistics where those score higher (``bn_reestimated`` says which was kept)."""
+    metrics = task.evaluate(model)
+    if not (config.reestimate_bn and _has_batchnorm(model)):
+        return model, {**metrics, "bn_reestimated": False}
+    candidate = mqat.reestimate_bn(copy.deepcopy(model), task.train_batches(config.bn_batches))
+    candidate_metrics = task.evaluate(candidate)
+    if candidate_metrics["accuracy"] > metrics["accuracy"]:
+        return candidate, {**candidate_metrics, "bn_reestimated": True,
+                           "accuracy_trained_bn": metrics["accuracy"]}
+    return model, {**metrics, "bn_reestimated": False}
+
+
+def baseline_problem(metrics: dict[str, Any], metric_name: str = "accuracy") -> str | None:
+    """None if the FP model scores clearly above its task's baseline (or the task has none);
+    else why it should not be searched, in one line."""
+    base, score = metrics.get("baseline_accuracy"), metrics.get("accuracy")
+    if base is None or score is None:
+        return None
+    se = float(metrics.get("accuracy_se") or 0.0)
+    if score - base > BASELINE_MARGIN_SE * se and score > base:
+        return None
+    return (f"the FP model scores {metric_name} {score:.3f} +- {se:.3f}, not clearly above the baseline "
+            f"{base:.3f} of a model that learned nothing (by {BASELINE_MARGIN_SE:g} standard errors): "
+            "it learned too little (pretrain.epochs, pretrain.lr) or its BatchNorm statistics are stale "
+            "(pretrain.reestimate_bn); a quantized copy of it would measure nothing. To search it anyway, "
+            "set pretrain.require_above_baseline: false")
+
+
+def _scored(task: Task, model: nn.Module, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Validation ``metrics`` with the test split's score and the task's baseline beside them."""
+    baseline = task.baseline() if hasattr(task, "baseline") else {}  # optional in the contract
+    return {**metrics, "test_accuracy": task.evaluate(model, split="test")["accuracy"],
+            "baseline_accuracy": baseline.get("accuracy")}
+
+
 def pretrain(task: Task, config: PretrainConfig, *, cache_dir: str | Path, progress: bool = True) -> Pretrained:
-    """The FP checkpoint for ``task``: the configured one, a cached one, or a newly trained one."""
+    """The FP checkpoint for ``task``: the configured one (scored here), a cached one, or a newly
+    trained one (its BatchNorm statistics re-estimated where that scores higher)."""
     if config.checkpoint:
-        load_model(task, config.checkpoint)  # fails now, clearly, if it does not fit
-        return Pretrained(Path(config.checkpoint), {"source": "checkpoint"}, cached=True)
+        model = load_model(task, config.checkpoint)  # fails now, clearly, if it does not fit
+        task.prepare_data()
+        metrics = _scored(task, model, task.evaluate(model))
+        return Pretrained(Path(config.checkpoint), {**metrics, "source": "checkpoint"}, cached=True)
     directory = Path(cache_dir) / "pretrain" / cache_key(task, config)
     checkpoint, metrics_path = directory / "model.pt", directory / "metrics.json"
     if cached_checkpoint(task, config, cache_dir=cache_dir):
@@ -132,11 +199,9 @@ def pretrain(task: Task, config: PretrainConfig, *, cache_dir: str | Path, progr
     task.prepare_data()  # the data first, timed on their own
     data_seconds = time.perf_counter() - start
     model, train_seconds = train_fp(task, config, progress=progress)
-    metrics = task.evaluate(model)
-    metrics["test_accuracy"] = task.evaluate(model, split="test")["accuracy"]
-    baseline = task.baseline() if hasattr(task, "baseline") else {}  # optional in the contract
-    metrics.update({"train_seconds": train_seconds, "data_seconds": data_seconds,
-                    "baseline_accuracy": baseline.get("accuracy"), "epochs": config.epochs})
+    model, metrics = with_better_bn(task, model, config)
+    metrics = _scored(task, model, metrics)
+    metrics.update({"train_seconds": train_seconds, "data_seconds": data_seconds, "epochs": config.epochs})
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     mqat.atomic_write(checkpoint, lambda f: torch.save(state, f))

@@ -43,8 +43,10 @@ which the search seeds per pretraining and per stage of a trial (:func:`mqat.see
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import sys
+import sysconfig
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -55,10 +57,11 @@ from torch import Tensor, nn
 import mqat
 from tracking.metric import Metric
 
-__all__ = ["Metric", "Task", "check_task", "example_input", "get_task", "module_file", "task_names"]
+__all__ = ["Metric", "Task", "check_task", "code_hash", "code_hash_of_file", "example_input", "get_task", "modules_to_ship", "task_names"]
 
 #: Tasks that ship with mqat-search; installed packages add theirs through this entry-point group.
-BUILT_IN = {"pose": "trainables.pose:PoseTask", "detect": "trainables.detect:DetectTask"}
+BUILT_IN = {"pose": "trainables.pose:PoseTask", "detect": "trainables.detect:DetectTask",
+            "classify": "trainables.classify:ClassifyTask"}
 ENTRY_POINT_GROUP = "mqat.tasks"
 DEFAULT_TASK = "pose"  # a config's task when it names none
 
@@ -158,13 +161,74 @@ def check_task(task: Task, config: Any) -> None:
 PROJECT_PACKAGES = ("mqat", "search", "spaces", "trainables", "tracking")
 
 
-def module_file(name: str) -> Path | None:
-    """The file or package folder of a task's (imported) top-level module where workers may
-    lack it: neither this project nor an installed package. Ray ships it (``py_modules``)."""
-    top_name = import_path(name).partition(":")[0].split(".")[0]
+def _user_origin(module_name: str) -> Path | None:
+    """The file or package folder of an imported top-level module that workers may lack: neither
+    this project's nor a library's."""
+    top_name = module_name.split(".")[0]
     origin = getattr(sys.modules.get(top_name), "__file__", None)
     if top_name in PROJECT_PACKAGES or origin is None:
         return None
     path = Path(origin).resolve()
-    path = path.parent if path.name == "__init__.py" else path
-    return None if {"site-packages", "dist-packages"} & set(path.parts) else path
+    if _libraries(path):
+        return None
+    return path.parent if path.name == "__init__.py" else path
+
+
+def _siblings(path: Path) -> list[Path]:
+    """A module file with the Python files and packages beside it (what it may import)."""
+    beside = [p for p in path.parent.iterdir() if not p.name.startswith((".", "_"))
+              and ((p.is_file() and p.suffix == ".py") or (p.is_dir() and (p / "__init__.py").is_file()))]
+    return sorted(set(beside) | {path})
+
+
+def modules_to_ship(name: str, extra: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """What Ray ships to every worker (``py_modules``) for a task: its module's package folder,
+    or its file with the Python files and packages beside it (so that sibling imports work on a
+    cluster); the same for ``extra`` modules the task imports by name (a classify task's model
+    builder). This project's packages and installed libraries are on every worker already."""
+    shipped: set[Path] = set()
+    for module_name in (import_path(name).partition(":")[0], *extra):
+        path = _user_origin(module_name)
+        if path is not None:
+            shipped |= set(_siblings(path) if path.is_file() else [path])
+    return sorted(shipped)
+
+
+def _libraries(path: Path) -> bool:
+    """Whether ``path`` is Python's own library or an installed package (not a task's code)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    return bool({"site-packages", "dist-packages"} & set(path.parts)) or stdlib in path.parents
+
+
+def code_files(cls: type) -> list[Path]:
+    """The source a task class runs: each of its classes' modules (libraries aside); for a module
+    inside a package that is not one of this project's top-level ones (``trainables.pose``, a
+    user's ``my_task``), every ``.py`` file of that package, since its helpers shape the model."""
+    files: set[Path] = set()
+    for klass in cls.__mro__:
+        origin = getattr(sys.modules.get(klass.__module__), "__file__", None)
+        if origin is None or _libraries(Path(origin).resolve()):
+            continue
+        path = Path(origin).resolve()
+        package = klass.__module__.rpartition(".")[0]
+        files |= set(path.parent.glob("*.py")) if package and package not in PROJECT_PACKAGES else {path}
+    return sorted(files)
+
+
+def code_hash(cls: type) -> str:
+    """A hash of :func:`code_files`: a changed ``build_model`` (or helper) changes it, and with it
+    the key of the cached FP model."""
+    digest = hashlib.sha256()
+    for path in code_files(cls):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def code_hash_of_file(module_name: str) -> str | None:
+    """A hash of an imported module's source where it is a user's (a library's is None: its
+    version pins it); a classify task's model builder, say."""
+    origin = getattr(sys.modules.get(module_name), "__file__", None)
+    if origin is None or _libraries(Path(origin).resolve()):
+        return None
+    return hashlib.sha256(Path(origin).read_bytes()).hexdigest()[:16]

@@ -1,6 +1,6 @@
 """A user's task, in a file outside the project that no worker has on its path, searched as the
 README says: named by ``module:Class`` in a config beside it, on a local Ray and on a two-node
-cluster (Ray ships the file to the workers). A typo in the task's own keys is one line, exit 2."""
+cluster (Ray ships the file and the Python files beside it to the workers). A typo in the task's own keys is one line, exit 2."""
 from __future__ import annotations
 
 import json
@@ -20,15 +20,20 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shapes_task.py"
 
 
 def _user_project(tmp_path: Path, **task_keys) -> Path:
-    """``tmp_path/task``: the example task as ``my_shapes.py`` and a config beside it."""
+    """``tmp_path/task``: the example task as ``my_shapes.py``, importing a sibling file of its
+    own (``shapes_splits.py``, as a user's task imports its helpers), and a config beside it."""
     folder = tmp_path / "task"
     folder.mkdir(exist_ok=True)
-    shutil.copy(EXAMPLE, folder / "my_shapes.py")
+    source = EXAMPLE.read_text()
+    splits = 'SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}\n'
+    assert splits in source
+    (folder / "shapes_splits.py").write_text(splits)
+    (folder / "my_shapes.py").write_text(source.replace(splits, "from shapes_splits import SPLIT_SEEDS\n"))
     config = {
         "name": "own", "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out"),
         "task": {"name": "my_shapes:ShapesTask", "train_images": 256, "val_images": 128, "test_images": 128,
                  "width": 8, "batch_size": 32, **task_keys},
-        "pretrain": {"epochs": 2},
+        "pretrain": {"epochs": 2, "require_above_baseline": False},  # a few seconds' model: shipping is the point
         "search": {"num_samples": 2, "max_concurrent": 2, "targets": [4], "sensitivity_batches": 1,
                    "stage": {"images_per_epoch": 128, "eval_images": 64, "calibration_batches": 2, "bn_batches": 2},
                    "storage": {"shared": True}},

@@ -17,11 +17,11 @@ def test_the_fp_summary_reads_the_metric_as_the_task_describes_it():
     assert lines[0] == "FP model: mAP 0.800 +- 0.010 (standard error, 500 validation images); test split 0.780"
     assert lines[1].strip() == "mAP@.5 0.9"                      # a companion the task did not report is left out
     assert lines[2] == "baseline (a model that learned nothing): mAP 0.050"
-    assert lines[3] == "checkpoint: fp.pt (data 1 s, training 2 s)"
+    assert lines[3] == "checkpoint: fp.pt (trained now: data 1 s, training 2 s)"
     bare = SimpleNamespace(metrics={"accuracy": 0.5, "data_seconds": 0, "train_seconds": 0}, checkpoint="fp.pt",
                            cached=True)
     assert format_pretrain(bare, Metric("top-1", "top-1")).splitlines() == ["FP model: top-1 0.500",
-                                                                            "checkpoint: fp.pt (cached)"]
+                                                                            "checkpoint: fp.pt (cached: trained before with these settings and code)"]
 
 
 def test_ilp_compression_counts_the_layers_kept_at_full_precision(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainables.tasks import check_task, get_task, module_file, task_names
+from trainables.tasks import check_task, get_task, modules_to_ship, task_names
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shapes_task.py"
 
@@ -26,8 +26,8 @@ def test_a_task_by_import_path_is_found_beside_the_config_and_shipped(tmp_path):
     task = cls(cls.Config(train_images=8, val_images=8, test_images=8), cache_dir=str(tmp_path), device="cpu")
     check_task(task, task.config)
     assert task.metric.name == "top-1" and list(task.module_map.names) == ["backbone", "neck", "head"]
-    assert module_file(f"{name}:ShapesTask") == tmp_path / f"{name}.py"   # workers lack it: shipped
-    assert module_file("pose") is None                                   # a project package: not shipped
+    assert modules_to_ship(f"{name}:ShapesTask") == [tmp_path / f"{name}.py"]   # workers lack it: shipped
+    assert modules_to_ship("pose") == []                                       # a project package: not shipped
 
 
 def test_a_broken_task_is_one_line_naming_what_is_wrong(tmp_path):
