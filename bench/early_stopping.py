@@ -71,7 +71,7 @@ def _spearman(search_path: Path) -> dict[int, float]:
 
 
 def run(quick: bool = False) -> list[dict]:
-    from search.run import run_search
+    from .searches import searched
 
     seeds = [0] if quick else [0, 1, 2]
     budget = 6 if quick else 12
@@ -84,7 +84,7 @@ def run(quick: bool = False) -> list[dict]:
             label = arm.replace(" + ", "-").replace(", rung 1 only", "-r1")
             config = _config(f"es-{label}-{seed}", seed, budget, quick, **settings)
             start = time.perf_counter()
-            result = run_search(config, progress=False, log=lambda *_: None)
+            result = searched(config, progress=False, log=lambda *_: None)
             done = [(r["accuracy"], r["compression"]) for r in result.rows if r["status"] == "finished"]
             volumes[arm].append(hypervolume(done, REFERENCE) if done else 0.0)
             front = [(r["test_accuracy"], r["compression"]) for r in result.rows if r["test_accuracy"] is not None]

@@ -48,16 +48,28 @@ def detect_config(quick: bool) -> dict:
     return {**yaml.safe_load(DETECT.read_text()), "output_dir": str(ROOT / "runs" / "detect")}
 
 
-def run(quick: bool, name: str, **search) -> dict:
-    """One search; returns its wall time, rows and settings."""
+def searched(config, **kwargs):
+    """``run_search``, refusing a search whose trials all failed: a section would otherwise print
+    a hypervolume of 0 as if it had measured one (a quick run once did, every trial missing its
+    task module)."""
     from search.run import run_search
 
+    result = run_search(config, **kwargs)
+    failed = [r for r in result.rows if r["status"] == "failed"]
+    if failed and len(failed) == len(result.rows):
+        raise RuntimeError(f"bench: every trial of {config.name!r} failed ({len(failed)}); the first with: "
+                           f"{failed[0].get('error')}")
+    return result
+
+
+def run(quick: bool, name: str, **search) -> dict:
+    """One search; returns its wall time, rows and settings."""
     data = base_config(quick)
     data = {**data, "name": name, "search": merge(data.get("search") or {}, search),
             "tracking": {"enabled": False}}
     config = config_from_dict(data)
     start = time.perf_counter()
-    result = run_search(config, progress=False, log=lambda *_: None)
+    result = searched(config, progress=False, log=lambda *_: None)
     wall = time.perf_counter() - start
     return {"wall": wall, "rows": result.rows, "path": str(result.path),
             "concurrency": config.search.max_concurrent,

@@ -1,6 +1,7 @@
 """The benchmark command runs (quick mode, the fast sections) and writes its table: this checks
 behaviour and numerics, not timings."""
 import json
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,25 @@ def test_bench_quick_fidelity_finishes_after_a_section_that_started_threads(tmp_
     assert result.returncode == 0, result.stderr[-2000:]
     sections = {r["section"] for r in json.loads(out.read_text())["rows"]}
     assert {"orchestration", "fidelity"} <= sections
+
+
+def test_a_bench_search_whose_trials_all_fail_raises_instead_of_scoring_zero(tmp_path):
+    """Every trial fails for real (injected errors in their first epoch): the bench says so,
+    where it once printed a hypervolume of 0 as if it had measured one."""
+    script = (
+        "import sys\n"
+        "from bench.searches import TINY, searched\n"
+        "from search.config import config_from_dict, merge\n"
+        "data = merge(TINY, {'name': 'all-fail', 'cache_dir': sys.argv[1] + '/cache', 'output_dir': sys.argv[1] + '/out',\n"
+        "                    'search': {'num_samples': 2, 'max_concurrent': 2, 'max_failures': 0},\n"
+        "                    'tracking': {'enabled': False}})\n"
+        "try:\n"
+        "    searched(config_from_dict(data), progress=False, log=lambda *_: None)\n"
+        "except RuntimeError as err:\n"
+        "    print('refused:', err)\n"
+    )
+    env = {**os.environ, "MQAT_INJECT_FAULTS": "1:error,2:error"}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True,
+                            text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refused: bench: every trial of 'all-fail' failed (2); the first with:" in result.stdout

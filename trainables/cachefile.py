@@ -65,7 +65,7 @@ def write_record(path: Path) -> None:
     mqat.atomic_write(record_path(path), lambda f: json.dump(record, f), text=True)
 
 
-def _in_ray_worker() -> bool:
+def in_ray_worker() -> bool:
     ray = sys.modules.get("ray")  # never imported here: a process without Ray is no worker
     return bool(ray and ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE)
 
@@ -90,7 +90,7 @@ def problem(path: Path, *, full: bool | None = None) -> str | None:
     stat = path.stat()
     if stat.st_size != size:
         return f"it holds {stat.st_size} bytes, but {size} were written"
-    hash_it = full if full is not None else not _in_ray_worker()
+    hash_it = full if full is not None else not in_ray_worker()
     if hash_it and _hash_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino) != digest:
         return "its SHA-256 differs from the one recorded at write"
     return None

@@ -39,6 +39,9 @@ Instance, ``MyTask(config, *, cache_dir, device, progress)``; cheap to create (d
 
 Randomness (data order, augmentation, initial weights) must come from torch's global generator,
 which the search seeds per pretraining and per stage of a trial (:func:`mqat.seed_everything`).
+
+Most tasks need not write all of this: :class:`trainables.base.BaseTask` derives it from a
+config, a module map, the network, a dataset per split, a loss and a score.
 """
 from __future__ import annotations
 
@@ -57,7 +60,8 @@ from torch import Tensor, nn
 import mqat
 from tracking.metric import Metric
 
-__all__ = ["Metric", "Task", "check_task", "code_hash", "code_hash_of_file", "example_input", "get_task", "modules_to_ship", "task_names"]
+__all__ = ["Metric", "Task", "check_task", "code_hash", "code_hash_of_file", "example_input", "get_task",
+           "modules_to_ship", "task_names"]
 
 #: Tasks that ship with mqat-search; installed packages add theirs through this entry-point group.
 BUILT_IN = {"pose": "trainables.pose:PoseTask", "detect": "trainables.detect:DetectTask",

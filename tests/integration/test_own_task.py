@@ -125,3 +125,18 @@ def test_a_task_file_outside_the_project_reaches_the_workers_of_a_cluster(tmp_pa
     workers = set(json.loads((tmp_path / "report.json").read_text())["workers"])
     nodes = _check_search(tmp_path, stdout)
     assert nodes and nodes <= workers                                    # trials ran on the worker nodes
+
+
+def test_a_module_map_that_leaves_a_layer_out_is_one_line_and_exit_2(tmp_path):
+    config = _user_project(tmp_path)
+    task_file = config.parent / "my_shapes.py"
+    full = '"neck": ["neck."], '
+    assert full in task_file.read_text()
+    task_file.write_text(task_file.read_text().replace(full, '"neck": ["neck.9."], '))  # names no layer
+    result = subprocess.run([sys.executable, "-m", "search.cli", "search", "--config", str(config), "--check"],
+                            cwd=_elsewhere(tmp_path), check=False, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("mqat: error: task 'my_shapes:ShapesTask': its module map does not fit its model: ")
+    assert "layer 'neck.0' belongs to no module" in line
+    assert not (tmp_path / "out").exists()

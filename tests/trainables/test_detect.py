@@ -81,3 +81,40 @@ def test_a_mirrored_batch_keeps_boxes_on_their_objects(task):
             assert same or mirrored
             if not same:   # a mirrored image: x1' = S - x2 at the mirrored cell
                 assert torch.allclose(box[i, 0], 96 - box0[i, 2].flip(-1))
+
+
+def test_rendered_scenes_written_as_coco_read_back_give_the_same_map(task, tmp_path):
+    """The COCO door: the rendered splits written out in COCO format (category ids from 1, as
+    COCO's own), read back through ``source: coco``, score the same model to the same mAP."""
+    from trainables.detect.coco import write_coco
+
+    coco = {split: {"images": str(tmp_path / split / "images"),
+                    "annotations": str(write_coco(task.data(split), tmp_path / split, task.classes))}
+            for split in ("train", "val", "test")}
+    # a low score threshold, so that a briefly trained model's detections reach the metric
+    low = {"score_threshold": 0.001, "widths": (8, 8, 16, 16, 16), "neck_channels": 16, "batch_size": 16, "bootstrap": 5}
+    from_files = DetectTask(DetectConfig(source="coco", coco=coco, **low), cache_dir=tmp_path / "cache",
+                            device="cpu", progress=False)
+    task = DetectTask(DetectConfig(train_images=64, val_images=32, test_images=32, **low), cache_dir=task.cache_dir,
+                      device="cpu", progress=False)
+    assert from_files.classes == task.classes and from_files.steps_per_epoch() == task.steps_per_epoch()
+    for split in ("train", "val"):
+        ours, theirs = task.data(split), from_files.data(split)
+        assert torch.equal(ours.images, theirs.images)
+        assert all(torch.equal(a, b) for i in range(len(ours)) for a, b in zip(ours.objects(i), theirs.objects(i)))
+    torch.manual_seed(0)
+    model = task.build_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(6):
+        task.train_epoch(model, optimizer, lambda: None)
+    rendered, read_back = task.evaluate(model), from_files.evaluate(model)
+    assert rendered["accuracy"] > 0                      # a model that finds something, so equality says something
+    assert rendered == read_back
+
+
+def test_a_coco_split_that_is_missing_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match=r"task.coco must give train, val and test"):
+        DetectConfig(source="coco", coco={"train": {"images": str(tmp_path), "annotations": "x.json"}})
+    with pytest.raises(ValueError, match=r"task.coco.train.annotations: 'x.json' does not exist"):
+        DetectConfig(source="coco", coco={s: {"images": str(tmp_path), "annotations": "x.json"}
+                                          for s in ("train", "val", "test")})

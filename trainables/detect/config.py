@@ -1,13 +1,23 @@
 """Configuration of the detection task (validated on creation, before any work)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class DetectConfig:
-    """Rendered multi-object scenes, the detector's size, and decoding."""
+    """The data (rendered multi-object scenes, or ``source: coco``: per split an image folder and
+    its COCO annotations, ``coco: {train: {images: dir, annotations: instances.json}, val: ...,
+    test: ...}``, the classes read from the training file), the detector's size, and decoding.
+    The ``*_images`` counts and the scene settings apply to rendered data only."""
 
+    source: str = "rendered"
+    coco: dict[str, Any] = field(default_factory=dict)
     train_images: int = 6000
     val_images: int = 1000
     test_images: int = 1000
@@ -24,7 +34,16 @@ class DetectConfig:
     bootstrap: int = 20                # resamples of the images for the standard error of mAP
     seed: int = 0
 
+    def __hash__(self) -> int:  # its dict field is read, never changed: hashed by value (worker caches)
+        return hash(json.dumps(asdict(self), sort_keys=True, default=str))
+
     def __post_init__(self) -> None:
+        if self.source not in ("rendered", "coco"):
+            raise ValueError(f"task.source must be one of ['rendered', 'coco'], but got {self.source!r}")
+        if self.source == "coco":
+            object.__setattr__(self, "coco", _coco_paths(self.coco))
+        elif self.coco:
+            raise ValueError("task.coco is read only with task.source: coco")
         for name in ("train_images", "val_images", "test_images", "max_objects", "neck_channels",
                      "batch_size", "bootstrap"):
             value = getattr(self, name)
@@ -42,3 +61,23 @@ class DetectConfig:
             raise ValueError(f"task.clutter must lie in [0, 50], but got {self.clutter!r}")
         if not 0 < self.score_threshold < 1 or not 0 < self.nms_iou < 1:
             raise ValueError("task.score_threshold and task.nms_iou must lie in (0, 1)")
+
+
+def _coco_paths(coco: Any) -> dict[str, dict[str, str]]:
+    """Each split's image folder and annotations file, checked and made absolute (trials may
+    run in another folder)."""
+    if not isinstance(coco, dict) or sorted(coco) != sorted(SPLITS):
+        raise ValueError("task.coco must give train, val and test, each {images: folder, annotations: file}, "
+                         f"but got {coco!r}")
+    out = {}
+    for split in SPLITS:
+        entry = coco[split]
+        if not isinstance(entry, dict) or sorted(entry) != ["annotations", "images"]:
+            raise ValueError(f"task.coco.{split} must be {{images: folder, annotations: file}}, but got {entry!r}")
+        images, annotations = Path(entry["images"]).expanduser().resolve(), Path(entry["annotations"]).expanduser().resolve()
+        if not images.is_dir():
+            raise ValueError(f"task.coco.{split}.images: {entry['images']!r} is not a folder")
+        if not annotations.is_file():
+            raise ValueError(f"task.coco.{split}.annotations: {entry['annotations']!r} does not exist")
+        out[split] = {"images": str(images), "annotations": str(annotations)}
+    return out

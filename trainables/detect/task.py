@@ -18,6 +18,7 @@ import mqat
 from ..device import pick_device
 from ..tasks import Metric
 from .boxes import assign, decode, detection_loss
+from .coco import cached_coco, categories, files_hash
 from .config import DetectConfig
 from .metrics import coco_map
 from .network import MODULE_MAP, STRIDES, Detector
@@ -59,12 +60,28 @@ class DetectTask:
         return SceneSpec(count, seed=3 * c.seed + index, size=c.image_size, max_objects=c.max_objects,
                          min_size=c.min_size, max_size=c.max_size, clutter=c.clutter)
 
+    @cached_property
+    def _categories(self) -> list[tuple[int, str]]:
+        """COCO data: the training file's categories, ``(id, name)``; rendered: the shapes."""
+        if self.config.source == "coco":
+            return categories(self.config.coco["train"]["annotations"])
+        return list(enumerate(CLASSES))
+
+    @property
+    def classes(self) -> list[str]:
+        return [name for _, name in self._categories]
+
     def data(self, split: str) -> Scenes:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, but got {split!r}")
         if split not in self._splits:
-            self._splits[split] = cached_scenes(self._spec(split), self.cache_dir, progress=self.progress,
-                                                desc=f"rendering {split}")
+            if self.config.source == "coco":
+                files = self.config.coco[split]
+                self._splits[split] = cached_coco(files["images"], files["annotations"], size=self.config.image_size,
+                                                  class_ids=[i for i, _ in self._categories], cache_dir=self.cache_dir)
+            else:
+                self._splits[split] = cached_scenes(self._spec(split), self.cache_dir, progress=self.progress,
+                                                    desc=f"rendering {split}")
         return self._splits[split]
 
     def prepare_data(self) -> None:
@@ -89,13 +106,20 @@ class DetectTask:
     # ---- the contract -----------------------------------------------------------------
     def build_model(self) -> nn.Module:
         c = self.config
-        return Detector(len(CLASSES), c.widths, c.neck_channels).to(self.device)
+        return Detector(len(self.classes), c.widths, c.neck_channels).to(self.device)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"task": "detect", "config": asdict(self.config)}
+        out = {"task": "detect", "config": asdict(self.config)}
+        if self.config.source == "coco":  # the files themselves, not only their paths
+            out["files"] = {s: files_hash(f["images"], f["annotations"]) for s, f in self.config.coco.items()}
+        return out
+
+    def _train_count(self) -> int:
+        return len(self.data("train")) if self.config.source == "coco" else self.config.train_images
 
     def steps_per_epoch(self, images: int | None = None) -> int:
-        count = self.config.train_images if images is None else min(images, self.config.train_images)
+        total = self._train_count()
+        count = total if images is None else min(images, total)
         return math.ceil(count / self.config.batch_size)
 
     def train_batch(self, index: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
@@ -113,7 +137,7 @@ class DetectTask:
         return x, flipped
 
     def train_epoch(self, model: nn.Module, optimizer, on_step, *, images: int | None = None) -> float:
-        order = torch.randperm(self.config.train_images)[:images]
+        order = torch.randperm(self._train_count())[:images]
         total = 0.0
         for index in order.split(self.config.batch_size):
             x, targets = self.train_batch(index)
@@ -160,5 +184,5 @@ class DetectTask:
         count = len(data) if images is None else min(images, len(data))
         detections = self.detect(model, data.images[:count])
         truth = [data.objects(i) for i in range(count)]
-        return coco_map(truth, detections, classes=len(CLASSES), size=self.config.image_size,
+        return coco_map(truth, detections, classes=len(self.classes), size=self.config.image_size,
                         bootstrap=self.config.bootstrap, seed=self.config.seed)
