@@ -59,7 +59,7 @@ def test_pretrain_runs_and_reports(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("FP model: ADD-0.1d") and "baseline (a model that learned nothing)" in result.stdout
     again = _run(tmp_path, TINY)
-    assert again.returncode == 0 and "(cached)" in again.stdout
+    assert again.returncode == 0 and "(cached: trained before with these settings and code)" in again.stdout
 
 
 def test_a_damaged_cached_checkpoint_is_refused_in_one_line(tmp_path):
