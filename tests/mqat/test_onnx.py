@@ -10,8 +10,21 @@ Tolerances, measured, and why.
   each convolution's bias to int32 at the accumulator's scale (input step x weight step), as
   integer engines do; PyTorch keeps the bias in float. With a 2-bit input that scale is coarse.
   Outputs then agree on average to 1% of their largest magnitude, every element to 5%.
+* On an x86 CPU without VNNI (AVX2 only: an AMD EPYC here, 2026-12-02), ONNX Runtime's
+  u8 x s8 int8 kernels sum pairs of products in 16 bits with saturation (``VPMADDUBSW``; its
+  documentation says so and suggests 7-bit weights or u8 x u8): with 8-bit weights the fused
+  QLinearConv outputs were measured at 2.2% mean and 13% max of the largest magnitude from
+  PyTorch's (the size layout, with fewer fused convolutions, 1.1% and 6.6%). The deployed model
+  really computes that on such a CPU, so the test holds it to that bound there
+  (``SATURATING``) and to ``DEPLOYED`` elsewhere; ``test_accuracy_onnx`` reports what it costs.
+* A sample whose convolution sum lies on a quantizer's rounding boundary lands on one level in
+  one engine and on the next in the other (they sum in different orders, and the order depends
+  on the CPU's kernels); that one step travels on through the later layers. Where a test asks
+  for float rounding (``EXACT``), the samples of such a flip (``close_but_boundary_flips``:
+  at most one of five here) are held to ``DEEP`` instead.
 """
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +79,23 @@ def run_both(model, path, batch=5, shape=(3, 8, 8), optimized=True):
 
 #: (mean, max) of |ORT - PyTorch| over the output's largest magnitude (see the module's docstring)
 EXACT, DEPLOYED, DEEP = (1e-5, 1e-5), (1e-2, 5e-2), (1e-4, 1e-2)
+SATURATING = (3e-2, 1.5e-1)
+
+
+def _int8_kernels_saturate() -> bool:
+    """An x86 CPU without VNNI: ONNX Runtime's u8 x s8 kernels saturate there (the docstring)."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" not in flags and "avx_vnni" not in flags
+
+
+FUSED = SATURATING if _int8_kernels_saturate() else DEPLOYED
 
 
 def assert_close(outputs, expected, tolerance):
@@ -76,6 +106,20 @@ def assert_close(outputs, expected, tolerance):
         print(f"max {diff.max() / scale:.2e} mean {diff.mean() / scale:.2e} of the largest magnitude")
         assert diff.mean() <= tolerance[0] * scale, (diff.mean(), scale)
         assert diff.max() <= tolerance[1] * scale, (diff.max(), scale)
+
+
+def close_but_boundary_flips(outputs, expected, tolerance, *, flips=1):
+    """``assert_close`` per sample (the first axis), but for at most ``flips`` samples, which
+    must still agree to ``DEEP``'s largest difference (a rounding-boundary flip, the docstring)."""
+    off = set()
+    for got, want in zip(outputs, expected):
+        scale = np.abs(want).max()
+        for sample, (g, w) in enumerate(zip(got, want)):
+            diff = np.abs(g - w)
+            assert diff.max() <= DEEP[1] * scale, (diff.max(), scale)
+            if diff.mean() > tolerance[0] * scale or diff.max() > tolerance[1] * scale:
+                off.add(sample)
+    assert len(off) <= flips, f"samples {sorted(off)} off, more than {flips} rounding-boundary flip(s)"
 
 
 def initializers(path):
@@ -168,7 +212,7 @@ def test_the_speed_layout_folds_bn_into_the_conv_steps_and_ort_runs_int8_convolu
     assert counts["size"][0]["BatchNormalization"] == 1 and counts["speed"][0]["BatchNormalization"] == 0
     assert counts["speed"][1]["QLinearConv"] > counts["size"][1]["QLinearConv"]
     assert_close(*run_both(model, tmp_path / "speed.onnx", optimized=False), DEPLOYED)
-    assert_close(*run_both(model, tmp_path / "speed.onnx"), DEPLOYED)
+    assert_close(*run_both(model, tmp_path / "speed.onnx"), FUSED)
 
 
 def test_qc_is_folded_into_the_export(tmp_path):
@@ -180,7 +224,7 @@ def test_qc_is_folded_into_the_export(tmp_path):
     before = copy.deepcopy(model)
     mqat.export_onnx(model, tmp_path / "m.onnx", example_input=torch.randn(1, 3, 8, 8))
     assert all(layer.qc_gamma is not None for _, layer in mqat.quantized_layers(model))  # not changed
-    assert_close(*run_both(before, tmp_path / "m.onnx", optimized=False), EXACT)
+    close_but_boundary_flips(*run_both(before, tmp_path / "m.onnx", optimized=False), EXACT)
 
 
 def test_uncalibrated_model_is_refused_and_nothing_written(tmp_path):

@@ -102,7 +102,7 @@ def test_a_torchvision_operator_without_its_library_fails_with_torchvisions_own_
 @pytest.mark.parametrize(("keys", "message"), [
     ({"model": ""}, r"task.model is required"),
     ({"model": "resnet18"}, r"task.model must be 'module:callable'"),
-    ({"data": "/nonexistent/folder"}, r"is not a folder"),
+    ({"data": "/nonexistent/folder"}, r"task.data: /nonexistent/folder is not a folder"),
     ({"modules": "automatic"}, r"task.modules must be 'auto' or a mapping"),
     ({"channels": 2}, r"task.channels must be 1 or 3"),
 ])
@@ -110,8 +110,7 @@ def test_bad_classify_settings_are_one_line(tmp_path, keys, message):
     _write(tmp_path / "images")
     settings = {"model": TORCHVISION + "resnet18", "data": str(tmp_path / "images"), **keys}
     with pytest.raises(ValueError, match=message):
-        config = ClassifyConfig(**settings)
-        ClassifyTask.modules_for(config)
+        ClassifyTask(ClassifyConfig(**settings), cache_dir=tmp_path, device="cpu")
 
 
 def test_a_network_that_is_no_module_is_refused(tmp_path):

@@ -40,10 +40,9 @@ class ClassifyConfig:
             raise ValueError("task.model is required: 'module:callable', e.g. 'torchvision.models:resnet18'")
         if not self.data:
             raise ValueError("task.data is required: an image folder of class subfolders")
-        data = Path(self.data).expanduser().resolve()   # absolute: trials may run in another folder
-        if not data.is_dir():
-            raise ValueError(f"task.data: {self.data!r} is not a folder")
-        object.__setattr__(self, "data", str(data))
+        # absolute: trials may run in another folder (whether it exists is the task's check: a
+        # config names data that a set-up step may write later, as examples/digits.yaml does)
+        object.__setattr__(self, "data", str(Path(self.data).expanduser().resolve()))
         if self.weights is not None:
             weights = Path(self.weights).expanduser().resolve()
             if not weights.is_file():

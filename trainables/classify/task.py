@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +37,11 @@ class ClassifyTask(BaseTask):
     @classmethod
     def module_names(cls, config: ClassifyConfig) -> list[str]:
         return list(AUTO_NAMES) if config.modules == "auto" else list(dict(config.modules))
+
+    def __init__(self, config: ClassifyConfig, **kwargs: Any):
+        if not Path(config.data).is_dir():
+            raise ValueError(f"task.data: {config.data} is not a folder (examples/digits_to_folder.py writes one)")
+        super().__init__(config, **kwargs)
 
     @classmethod
     def code_modules(cls, config: ClassifyConfig) -> list[str]:
