@@ -247,10 +247,29 @@ class MLflowTracker(Callback):
         self._finish(trial, error=error_line(trial), trials=trials)
 
     def on_experiment_end(self, trials, **info):
+        self._backfill(trials)
         self._drop_lost_children({t.trial_id for t in trials})
         if self.table.finish():
             self._log_table()
         self.client.set_terminated(self.parent(), "FINISHED")
+
+    def _backfill(self, trials) -> None:
+        """Tune's ``result.json`` files are the durable record, MLflow a view of them: a trial that
+        ended while its events still waited for the writer thread (a driver killed then) is
+        restored at the resumed search's end, through the same writes as a live end: its child
+        run, each stage once (from ``result.json``), its end, the table, tags and front model."""
+        from .report import reports
+
+        ended = [t for t in trials if getattr(t, "status", None) in ("TERMINATED", "ERROR")]
+        running = {r.data.tags.get("trial_id") for r in self.client.search_runs(
+            [self._experiment_id()], max_results=50000,
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}' and attributes.status = 'RUNNING'")}
+        for trial in ended:
+            if trial.trial_id in self._children and trial.trial_id not in running:
+                continue  # its end reached MLflow: nothing was lost
+            for result in reports(Path(trial.local_path)):
+                self.on_trial_result(None, trials, trial, result)
+            self._finish(trial, error=error_line(trial) if trial.status == "ERROR" else None, trials=trials)
 
     def _drop_lost_children(self, known: set[str]) -> None:
         """A trial started in the seconds between Tune's last snapshot and a killed driver is

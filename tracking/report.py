@@ -56,10 +56,16 @@ def save_test_scores(path: Path, rows: list[dict[str, Any]]) -> None:
     (path / TEST_FILE).write_text(json.dumps(scores))
 
 
-def _last_report(trial_dir: Path) -> dict[str, Any]:
-    result = trial_dir / "result.json"
+def reports(trial_dir: Path) -> list[dict[str, Any]]:
+    """A trial's reports, in order, from Tune's ``result.json`` (the durable record)."""
+    result = Path(trial_dir) / "result.json"
     lines = [line for line in result.read_text().splitlines() if line.strip()] if result.is_file() else []
-    return json.loads(lines[-1]) if lines else {}
+    return [json.loads(line) for line in lines]
+
+
+def _last_report(trial_dir: Path) -> dict[str, Any]:
+    found = reports(trial_dir)
+    return found[-1] if found else {}
 
 
 def rows_from_experiment(path: Path, where: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
