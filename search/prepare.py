@@ -109,7 +109,10 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
         raise ConfigError(f"{problem} (checkpoint {fp.checkpoint})")
     # the data every trial reads, made ready here, once, rather than by trials racing each other
     # (and verified: a damaged cache is built again, while trials only compare sizes)
-    task.prepare_data()
+    try:
+        task.prepare_data()
+    except ValueError as err:  # data that turn out unreadable while loading
+        raise ConfigError(str(err)) from None
     model = load_model(task, fp.checkpoint)
     table = _sensitivity(config, task, fp.checkpoint, model)
     search = config.search

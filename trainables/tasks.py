@@ -15,7 +15,9 @@ Class level, read on the driver before anything starts:
   it depends on the config).
 
 Optional: ``baseline() -> dict``, the metrics of a model that learned nothing (the mean pose,
-chance), printed after pretraining; ``example_input() -> Tensor``, one input batch for the ONNX
+chance), printed after pretraining and the bar the FP model must clear; ``code_modules(config)
+-> list[str]``, modules the task imports by name (a classify task's model builder), shipped to
+workers where they are the user's; ``example_input() -> Tensor``, one input batch for the ONNX
 export (by default, the images of the first ``sensitivity_batches(1)`` batch, cut to one).
 
 Instance, ``MyTask(config, *, cache_dir, device, progress)``; cheap to create (data on demand):
@@ -165,17 +167,23 @@ def check_task(task: Task, config: Any) -> None:
 PROJECT_PACKAGES = ("mqat", "search", "spaces", "trainables", "tracking")
 
 
+def _source_file(module_name: str) -> Path | None:
+    """The source file of an imported module where it is not Python's own library nor an
+    installed package (a task's or a user's code); None otherwise."""
+    origin = getattr(sys.modules.get(module_name), "__file__", None)
+    if origin is None:
+        return None
+    path = Path(origin).resolve()
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    return None if {"site-packages", "dist-packages"} & set(path.parts) or stdlib in path.parents else path
+
+
 def _user_origin(module_name: str) -> Path | None:
     """The file or package folder of an imported top-level module that workers may lack: neither
     this project's nor a library's."""
     top_name = module_name.split(".")[0]
-    origin = getattr(sys.modules.get(top_name), "__file__", None)
-    if top_name in PROJECT_PACKAGES or origin is None:
-        return None
-    path = Path(origin).resolve()
-    if _libraries(path):
-        return None
-    return path.parent if path.name == "__init__.py" else path
+    path = None if top_name in PROJECT_PACKAGES else _source_file(top_name)
+    return path.parent if path is not None and path.name == "__init__.py" else path
 
 
 def _siblings(path: Path) -> list[Path]:
@@ -198,22 +206,15 @@ def modules_to_ship(name: str, extra: list[str] | tuple[str, ...] = ()) -> list[
     return sorted(shipped)
 
 
-def _libraries(path: Path) -> bool:
-    """Whether ``path`` is Python's own library or an installed package (not a task's code)."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
-    return bool({"site-packages", "dist-packages"} & set(path.parts)) or stdlib in path.parents
-
-
 def code_files(cls: type) -> list[Path]:
     """The source a task class runs: each of its classes' modules (libraries aside); for a module
     inside a package that is not one of this project's top-level ones (``trainables.pose``, a
     user's ``my_task``), every ``.py`` file of that package, since its helpers shape the model."""
     files: set[Path] = set()
     for klass in cls.__mro__:
-        origin = getattr(sys.modules.get(klass.__module__), "__file__", None)
-        if origin is None or _libraries(Path(origin).resolve()):
+        path = _source_file(klass.__module__)
+        if path is None:
             continue
-        path = Path(origin).resolve()
         package = klass.__module__.rpartition(".")[0]
         files |= set(path.parent.glob("*.py")) if package and package not in PROJECT_PACKAGES else {path}
     return sorted(files)
@@ -232,7 +233,5 @@ def code_hash(cls: type) -> str:
 def code_hash_of_file(module_name: str) -> str | None:
     """A hash of an imported module's source where it is a user's (a library's is None: its
     version pins it); a classify task's model builder, say."""
-    origin = getattr(sys.modules.get(module_name), "__file__", None)
-    if origin is None or _libraries(Path(origin).resolve()):
-        return None
-    return hashlib.sha256(Path(origin).read_bytes()).hexdigest()[:16]
+    path = _source_file(module_name)
+    return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()[:16]

@@ -118,3 +118,22 @@ def test_a_network_that_is_no_module_is_refused(tmp_path):
     config = ClassifyConfig(model="builtins:dict", data=str(tmp_path / "images"))
     with pytest.raises(ValueError, match="returned dict, not a torch module"):
         ClassifyTask.modules_for(config)
+
+
+def test_an_unreadable_image_is_one_line_and_exit_2_with_nothing_cached(tmp_path):
+    import yaml
+
+    _write(tmp_path / "images")
+    (tmp_path / "images" / "cat" / "broken.png").write_bytes(b"not a png")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "broken", "output_dir": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"),
+        "task": {"name": "classify", "model": TORCHVISION + "resnet18", "model_args": {"num_classes": 2},
+                 "data": str(tmp_path / "images"), "image_size": 8},
+        "search": {"targets": [4]}}))
+    result = subprocess.run([sys.executable, "-W", "ignore", "-m", "search.cli", "plan", "--config", str(config),
+                             "--quiet"], check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("mqat: error: task.data: cannot read ") and "broken.png" in line
+    assert not list((tmp_path / "cache").rglob("*.pt"))       # no half-read split cached

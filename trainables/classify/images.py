@@ -69,8 +69,11 @@ def _read(files: dict[str, list[Path]], classes: list[str], size: int, channels:
         if name not in classes:
             raise ValueError(f"task.data: class {name!r} is in one split folder but not in train/")
         for path in paths:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert(mode).resize((size, size), Image.BILINEAR))
+            try:
+                with Image.open(path) as image:
+                    pixels = np.asarray(image.convert(mode).resize((size, size), Image.BILINEAR))
+            except OSError as err:  # a truncated or non-image file: bad input, named
+                raise ValueError(f"task.data: cannot read {path}: {err}") from None
             images.append(pixels.reshape(size, size, channels))
             labels.append(classes.index(name))
     stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
