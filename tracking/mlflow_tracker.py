@@ -297,8 +297,7 @@ class MLflowTracker(Callback):
             self.client.set_tag(run_id, "early_stopped", f"stage {trial.last_result.get('stopped_at_stage')}")
         self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped else "FINISHED")
         rows = list(self.table.rows.values())
-        done = [r for r in rows if complete(r, self.table.objectives)]
-        self._log_front_size(len(rows), hypervolume(maximised(done, self.table.objectives), self.reference), len(done))
+        self._log_hypervolume_history(rows)
         for r in rows:  # only the tags that changed: one write per trial, not one per trial per trial
             child, tag = self._children.get(r["trial_id"]), str(r["pareto"]).lower()
             if child and self._pareto_tags.get(r["trial_id"]) != tag:
@@ -314,19 +313,27 @@ class MLflowTracker(Callback):
             self.client.log_artifact(self.parent(), str(self.table.plot_path))
         self.client.log_artifact(self.parent(), str(self.table.table_path))
 
-    def _log_front_size(self, step: int, volume: float, finished: int) -> None:
-        """The parent's hypervolume and finished count at ``step`` (trials ended), once per step:
-        a trial that ends again after a resume (its end was not saved) logs nothing new."""
+    def _log_hypervolume_history(self, rows: list[dict[str, Any]]) -> None:
+        """The parent's hypervolume and finished count at each step k (the first k trials ended,
+        in the table's order), once per step. Every step not yet logged is written: a trial whose
+        end a killed driver never recorded enters the table beside the next one to end (two
+        rows at once), and its step is not skipped; a trial that ends again after a resume logs
+        nothing new."""
         from mlflow.entities import Metric
 
         if self._parent_steps is None:  # a resumed driver starts from the callback pickled at the start
             self._parent_steps = {m.step for m in self.client.get_metric_history(self.parent(), "hypervolume")}
-        if step in self._parent_steps:
+        missing = [k for k in range(1, len(rows) + 1) if k not in self._parent_steps]
+        if not missing:
             return
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.parent(), metrics=[Metric("hypervolume", volume, now, step),
-                                                      Metric("trials_finished", float(finished), now, step)])
-        self._parent_steps.add(step)
+        now, metrics = int(time.time() * 1000), []
+        for step in missing:
+            done = [r for r in rows[:step] if complete(r, self.table.objectives)]
+            volume = hypervolume(maximised(done, self.table.objectives), self.reference)
+            at = now - (len(rows) - step)  # steps written together keep their order in time too
+            metrics += [Metric("hypervolume", volume, at, step), Metric("trials_finished", float(len(done)), at, step)]
+        self.client.log_batch(self.parent(), metrics=metrics)
+        self._parent_steps.update(missing)
 
     def log_test(self, rows: list[dict[str, Any]]) -> None:
         """After the search: the front's held-out test scores on its child runs, and the table

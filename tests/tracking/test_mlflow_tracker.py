@@ -159,6 +159,28 @@ def test_a_driver_killed_between_a_trials_end_and_its_saved_table_keeps_one_hype
     assert sorted(m.step for m in resumed.client.get_metric_history(resumed.parent(), "hypervolume")) == [1, 2, 3, 4]
 
 
+def test_a_trial_whose_end_never_reached_mlflow_keeps_its_hypervolume_step(tmp_path):
+    """A driver killed while a trial's end waited for the writer: the resumed table fills the
+    trial in beside the next one to end (two rows at once), and the parent's history gets both
+    steps, in order of time and step, the volume never falling."""
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)
+    started.setup()
+    first, second = _trial("t1", 0.3, 8.0), _trial("t2", 0.6, 4.5)
+    started.on_trial_start(0, [], first)            # ... and the driver dies before its end is written
+    first.status, second.status = "TERMINATED", "RUNNING"
+
+    resumed = pickle.loads(pickled)
+    resumed.setup()
+    resumed.on_trial_start(0, [], second)
+    resumed.on_trial_complete(0, [first, second], second)
+    history = sorted(resumed.client.get_metric_history(resumed.parent(), "hypervolume"), key=lambda m: m.timestamp)
+    assert [m.step for m in history] == [1, 2]
+    assert 0 < history[0].value < history[1].value
+    finished = resumed.client.get_metric_history(resumed.parent(), "trials_finished")
+    assert sorted((m.step, m.value) for m in finished) == [(1, 1.0), (2, 2.0)]
+
+
 def test_registered_name_is_the_search_name_of_a_path_or_uri():
     from tracking.mlflow_tracker import registered_name
 
