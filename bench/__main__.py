@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 SECTIONS = ("kernel", "step", "deploy", "scaling", "orchestration", "quality", "fidelity", "fidelity-detect",
-            "early-stopping", "scale")
+            "early-stopping", "scale", "chaos")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

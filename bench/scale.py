@@ -87,23 +87,32 @@ class _Memory:
             self.rss[self.seen] = psutil.Process().memory_info().rss / 2**20
 
 
-ARMS = {"loop": "MLflow written in Tune's loop (before)", "writer": "MLflow on its writer thread (InBackground)"}
+#: MLflow written in Tune's loop (before) or on its writer thread (``InBackground``), into SQLite;
+#: and on the writer thread over HTTP to a tracking server (PostgreSQL behind it where installed).
+ARMS = ("loop", "writer", "server")
 
 
 def run(quick: bool = False) -> list[dict]:
-    """The same search twice, MLflow written in Tune's loop and on the writer thread: the share of
-    the driver's wall time that Tune's loop spends in the tracker, one arm against the other."""
+    """The same search once per arm: the share of the driver's wall time that Tune's loop spends
+    in the tracker, each arm against the loop arm's."""
+    from .tracking_server import tracking_server
+
     rows, shares = [], {}
-    for arm in ARMS:
-        arm_rows, shares[arm] = _search(quick, background=arm == "writer")
+    for arm in ARMS[:2]:
+        arm_rows, shares[arm] = _search(quick, arm)
         rows += arm_rows
-    rows.append(row(SECTION, "Tune's loop time in MLflow: writer thread / in the loop", shares["writer"],
-                    ratio=shares["writer"] / shares["loop"] if shares["loop"] else None,
-                    note="value: the writer arm's share of its wall time; ratio: against the loop arm's share"))
+    with tempfile.TemporaryDirectory(prefix="bench-scale-server-") as temp, \
+            tracking_server(Path(temp)) as (server, backend):
+        arm_rows, shares["server"] = _search(quick, "server", uri=server.uri, backend=backend)
+        rows += arm_rows
+    for arm in ARMS[1:]:
+        rows.append(row(SECTION, f"Tune's loop time in MLflow: {arm} arm / in the loop", shares[arm],
+                        ratio=shares[arm] / shares["loop"] if shares["loop"] else None,
+                        note=f"value: the {arm} arm's share of its wall time; ratio: against the loop arm's share"))
     return rows
 
 
-def _search(quick: bool, background: bool) -> tuple[list[dict], float]:
+def _search(quick: bool, arm: str, uri: str | None = None, backend: str = "sqlite") -> tuple[list[dict], float]:
     from search import ray_env
 
     ray_env.apply()  # Ray's environment (local token auth, quiet) before Ray starts
@@ -122,7 +131,7 @@ def _search(quick: bool, background: bool) -> tuple[list[dict], float]:
     from tracking.mlflow_tracker import MLflowTracker
 
     trials = 100 if quick else 1000
-    arm = ARMS["writer" if background else "loop"]
+    background, label = arm != "loop", f"{arm} ({backend})"
     if ray.is_initialized():  # an earlier section's local Ray: this one runs on its own cluster
         ray.shutdown()
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -134,7 +143,7 @@ def _search(quick: bool, background: bool) -> tuple[list[dict], float]:
         space = functools.partial(with_trial_seed, seed=0, space_function=functools.partial(
             define_space, space=SpaceConfig(modules=tuple(MODULES))))
         table = LiveTable(work / "search", modules=MODULES)
-        tracker = MLflowTracker(uri=f"sqlite:///{work / 'mlflow.db'}", experiment="scale",
+        tracker = MLflowTracker(uri=uri or f"sqlite:///{work / 'mlflow.db'}", experiment="scale",
                                 search_path=str(work / "search"), table=table, params={}, artifacts={})
         hooks = ("on_trial_start", "on_trial_result", "on_trial_complete", "on_trial_error", "on_experiment_end")
         mlflow_clock, loop_clock, table_clock = _Clock(), _Clock(), _Clock()
@@ -173,21 +182,21 @@ def _search(quick: bool, background: bool) -> tuple[list[dict], float]:
     stopped = sum(bool((r.metrics or {}).get("early_stopped")) for r in grid)
     # the end waits for the writer: that wait is the writer's backlog, not the loop's per-event cost
     share = loop_clock.seconds / wall
-    print(f"[bench] scale, {arm}: {ended} trials ({failed} failed, {stopped} stopped) in {wall:.0f} s; "
+    print(f"[bench] scale, {label}: {ended} trials ({failed} failed, {stopped} stopped) in {wall:.0f} s; "
           f"Tune's loop in MLflow {loop_clock.seconds:.1f} s ({share:.0%}), MLflow writes {mlflow_clock.seconds:.0f} s, "
           f"table and plot {table_clock.seconds:.0f} s; rss {memory.rss}", flush=True)
     rate = scheduler.decisions / scheduler.decision_seconds if scheduler.decision_seconds else None
     return [
-        row(SECTION, f"{arm}: {ended} synthetic trials on 3 Ray nodes: trials per minute", ended / wall * 60,
+        row(SECTION, f"{label}: {ended} synthetic trials on 3 Ray nodes: trials per minute", ended / wall * 60,
             note=f"{wall:.0f} s wall; {failed} failed, {stopped} stopped by MOASHA"),
-        row(SECTION, f"{arm}: MOASHA decisions per second (in the scheduler)", rate,
+        row(SECTION, f"{label}: MOASHA decisions per second (in the scheduler)", rate,
             note=f"{scheduler.decisions} decisions"),
-        *[row(SECTION, f"{arm}: driver resident memory after {n} trials, MiB", rss) for n, rss in sorted(memory.rss.items())],
-        row(SECTION, f"{arm}: seconds Tune's loop spent in the MLflow callback", loop_clock.seconds,
+        *[row(SECTION, f"{label}: driver resident memory after {n} trials, MiB", rss) for n, rss in sorted(memory.rss.items())],
+        row(SECTION, f"{label}: seconds Tune's loop spent in the MLflow callback", loop_clock.seconds,
             ratio=share, note="ratio: share of the wall time (the end's wait for the writer included)"),
-        row(SECTION, f"{arm}: seconds of MLflow writes", mlflow_clock.seconds,
+        row(SECTION, f"{label}: seconds of MLflow writes", mlflow_clock.seconds,
             ratio=mlflow_clock.seconds / wall, note="ratio: share of the wall time"),
-        row(SECTION, f"{arm}: driver seconds writing the table and plots", table_clock.seconds,
+        row(SECTION, f"{label}: driver seconds writing the table and plots", table_clock.seconds,
             ratio=table_clock.seconds / wall, note="ratio: share of the wall time"),
     ], share
 

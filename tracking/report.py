@@ -57,10 +57,20 @@ def save_test_scores(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def reports(trial_dir: Path) -> list[dict[str, Any]]:
-    """A trial's reports, in order, from Tune's ``result.json`` (the durable record)."""
-    result = Path(trial_dir) / "result.json"
-    lines = [line for line in result.read_text().splitlines() if line.strip()] if result.is_file() else []
-    return [json.loads(line) for line in lines]
+    """A trial's reports, in order, from Tune's ``result.json`` (the durable record), also while
+    Tune writes it: a missing file holds no reports yet, and a half-written line (the last, where
+    a driver was killed mid-write) is not a report."""
+    try:
+        lines = (Path(trial_dir) / "result.json").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            pass
+    return found
 
 
 def _last_report(trial_dir: Path) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 tiny config the integration tests run."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tracking.report import reports as read_reports  # noqa: F401  (the integration tests read them)
 
 TINY = {
     "name": "tiny",
@@ -58,19 +59,3 @@ def short_ray_tmp() -> str:
     """A Ray temp dir for a subprocess: under /tmp, since AF_UNIX socket paths must stay short
     (about 107 bytes), which pytest's tmp_path is not."""
     return tempfile.mkdtemp(prefix="ray", dir="/tmp")
-
-
-def read_reports(trial_dir: Path) -> list[dict]:
-    """A trial's reports from its ``result.json``, read while Tune may be writing it: a missing
-    file is no reports yet, and a half-written last line is skipped."""
-    try:
-        lines = (Path(trial_dir) / "result.json").read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    reports = []
-    for line in lines:
-        try:
-            reports.append(json.loads(line))
-        except ValueError:
-            pass
-    return reports

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.processes import kill_all
 from tests.integration.conftest import short_ray_tmp, write_tiny_config
-from tests.integration.processes import kill_all
 
 RAY = str(Path(sys.executable).with_name("ray"))
 

@@ -17,8 +17,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench.processes import kill_all, started_by
 from tests.integration.conftest import read_reports, short_ray_tmp, write_tiny_config
-from tests.integration.processes import kill_all, started_by
 
 
 def _finals(experiment: Path) -> dict[str, int]:

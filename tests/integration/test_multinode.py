@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
+from bench.processes import kill_all, started_by
 from tests.integration.conftest import read_reports, short_ray_tmp, write_tiny_config
-from tests.integration.processes import kill_all, started_by
 
 # The driver process: a cluster, a watcher, and the search through the CLI. The first trial's
 # worker dies by SIGKILL once Tune holds its first stage checkpoint (MQAT_INJECT_FAULTS=1:kill, a

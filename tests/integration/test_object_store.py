@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import kill_all, started_by
 from tests.integration.conftest import short_ray_tmp, write_tiny_config
-from tests.integration.processes import kill_all, started_by
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "mqat-test", "AWS_SECRET_ACCESS_KEY": "mqat-test",
                "AWS_DEFAULT_REGION": "us-east-1"}

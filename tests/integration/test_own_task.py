@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.processes import kill_all, started_by
 from tests.integration.conftest import read_reports, short_ray_tmp
-from tests.integration.processes import kill_all, started_by
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shapes_task.py"
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 
-from tests.integration.processes import kill_all
+from bench.processes import kill_all
 
 SCRIPT = """
 import json, os, sys

@@ -11,8 +11,8 @@ import sys
 import pytest
 import yaml
 
+from bench.processes import kill_all
 from tests.integration.conftest import short_ray_tmp, write_tiny_config
-from tests.integration.processes import kill_all
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The path a cluster user takes: a search on a two-node Ray cluster logs over HTTP to an MLflow
 tracking server backed by PostgreSQL (or SQLite where PostgreSQL is not installed; see
-tracking_server.py), which serves the artifacts; another process then reads the runs, their
+bench/tracking_server.py), which serves the artifacts; another process then reads the runs, their
 stages, the front's tags and the registry back through the REST API, and they match the table."""
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import kill_all
+from bench.tracking_server import tracking_server
 from tests.integration.conftest import read_reports, short_ray_tmp, write_tiny_config
-from tests.integration.processes import kill_all
-from tests.integration.tracking_server import tracking_server
 
 # The driver: a head that runs no trial and two one-CPU workers, the search through the CLI.
 DRIVER = """

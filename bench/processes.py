@@ -1,5 +1,5 @@
-"""Find and kill, by pid, every process a test started: its process session, and anything
-(Ray's daemons and workers) that names the test's own Ray temporary directory."""
+"""Find and kill, by pid, every process a test or the chaos soak started: its process session, and
+anything (Ray's daemons and workers) that names its own Ray temporary directory."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""A real MLflow tracking server for the tests, as a cluster runs one: PostgreSQL (Debian's
+"""A real MLflow tracking server for the tests and the chaos soak, as a cluster runs one: PostgreSQL (Debian's
 package) behind ``mlflow server --serve-artifacts``, both on loopback, each a separate process,
 started here and stopped at the end. Where PostgreSQL is not installed the server keeps its
 records in SQLite instead, still a separate process over HTTP (``backend`` says which)."""
