@@ -57,6 +57,7 @@ class Soak:
     trials: int = 0
     backend: str = ""                                    # the tracking server's store
     wall_s: float = 0.0
+    ended_early: bool = False                            # the search ended before the last round
 
 
 @dataclass
@@ -69,6 +70,7 @@ class _Search:
     logs: Path
     driver: subprocess.Popen | None = None
     starts: int = 0
+    stopped: bool = False  # whether the soak stopped the last driver (else it exited on its own)
 
     @property
     def experiment(self) -> Path | None:
@@ -81,13 +83,14 @@ class _Search:
     def start(self) -> None:
         command = [sys.executable, "-m", "search.cli", "search", "--config", str(self.config),
                    "--address", self.address, "--quiet"] + (["--resume"] if self.experiment else [])
-        self.starts += 1
+        self.starts, self.stopped = self.starts + 1, False
         with open(self.logs / f"driver-{self.starts}.log", "w") as log:
             self.driver = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                            start_new_session=True)
 
     def stop(self, sig: signal.Signals) -> None:
         assert self.driver is not None
+        self.stopped = True
         self.driver.send_signal(sig)
         try:
             self.driver.wait(timeout=180)
@@ -172,9 +175,10 @@ def _wait_until_running(search: _Search, timeout: float = 300) -> bool:
 
 def soak(root: Path, *, rounds: int = 20, trials: int | None = None, seed: int = 0,
          log=print) -> Soak:
-    """``rounds`` faults on one search of ``trials`` trials (default: two a round), then its
-    record checked. Everything it starts is stopped before it returns."""
-    rng, result, started = random.Random(seed), Soak(trials=trials or 2 * rounds), time.monotonic()
+    """``rounds`` faults on one search of ``trials`` trials (default: five a round, so that the
+    search outlasts the soak), then its record checked. Everything it starts is stopped before
+    it returns."""
+    rng, result, started = random.Random(seed), Soak(trials=trials or 5 * rounds), time.monotonic()
     root.mkdir(parents=True, exist_ok=True)
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # AF_UNIX socket paths must stay short
     # a cluster with token authentication, as a real one runs (the driver refuses one without)
@@ -186,8 +190,13 @@ def soak(root: Path, *, rounds: int = 20, trials: int | None = None, seed: int =
             search = _Search(_config(root, result.trials, server.uri), cluster.start(), env, root)
             while result.rounds < rounds:
                 if not search.running():
+                    if search.driver is not None and search.driver.returncode != 0 and not search.stopped:
+                        result.violations.append(f"driver {search.starts} exited {search.driver.returncode} "
+                                                 f"with no fault: {search.log_tail()}")
                     if search.driver is not None and search.driver.returncode == 0:
-                        break  # the search ended before the soak did: fewer rounds than asked
+                        result.ended_early = True  # the search ended before the soak did
+                        log(f"[chaos] the search ended after {result.rounds} of {rounds} rounds: give it more trials")
+                        break
                     search.start()
                 if not _wait_until_running(search):
                     continue
@@ -213,6 +222,8 @@ def soak(root: Path, *, rounds: int = 20, trials: int | None = None, seed: int =
         kill_all(path=ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     result.wall_s = time.monotonic() - started
+    for violation in result.violations:
+        log(f"[chaos] violation: {violation}")
     return result
 
 
@@ -279,11 +290,13 @@ def _hypervolume_violations(client, parent: str, ended: int) -> list[str]:
 
 def run(quick: bool = False) -> list[dict]:
     rounds = 5 if quick else 20
-    with tempfile.TemporaryDirectory(prefix="mqat-chaos-") as temp:
-        result = soak(Path(temp), rounds=rounds, log=lambda line: print(line, flush=True))
+    root = ROOT / "runs" / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"  # kept: the drivers' logs explain a violation
+    result = soak(root, rounds=rounds, log=lambda line: print(line, flush=True))
+    print(f"[chaos] the soak's search, server and driver logs: {root}", flush=True)
     rows = [row(SECTION, f"rounds survived of {rounds} ({result.trials} trials, {result.backend} server)",
                 result.rounds, goal=f"{rounds} rounds, no violation",
-                met=result.rounds == rounds and not result.violations, faults=result.faults)]
+                met=result.rounds == rounds and not result.violations, faults=result.faults,
+                note="the search ended before the last round" if result.ended_early else None)]
     rows += [row(SECTION, f"violation: {v[:200]}", None, note="lost or doubled") for v in result.violations]
     rows.append(row(SECTION, "wall time (s)", result.wall_s))
     return rows

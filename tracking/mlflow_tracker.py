@@ -174,9 +174,11 @@ class MLflowTracker(Callback):
                 seed = any(all(trial.config.get(k) == v for k, v in s.items()) for s in self.table.seeds)
                 run = self.client.create_run(exp, run_name=trial_id, tags={
                     "mlflow.parentRunId": parent, "trial_id": trial_id, "ilp_seed": str(seed).lower()})
-                found = run.info.run_id
-                self.client.log_batch(found, params=[Param(k, str(v)) for k, v in trial.config.items()])
+                # held before the next write: a hook retried after that write failed (the server
+                # unreachable) must find this run, not make the trial a second one
+                self._children[trial_id] = found = run.info.run_id
                 self._logged_steps[trial_id] = set()  # a new run holds no stage yet: nothing to read back
+                self.client.log_batch(found, params=[Param(k, str(v)) for k, v in trial.config.items()])
             self._children[trial_id] = found
         return self._children[trial_id]
 
@@ -193,7 +195,10 @@ class MLflowTracker(Callback):
         children = self.client.search_runs([self._experiment_id()], max_results=50000,
                                            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}'")
         for run in children:
-            self._children.setdefault(run.data.tags.get("trial_id", run.info.run_id), run.info.run_id)
+            trial_id = run.data.tags.get("trial_id", run.info.run_id)
+            self._children.setdefault(trial_id, run.info.run_id)
+            if "pareto" in run.data.tags:  # what MLflow holds: only a changed tag is written again
+                self._pareto_tags.setdefault(trial_id, run.data.tags["pareto"])
         self._children_loaded = True
 
     def _restore(self) -> None:
@@ -250,6 +255,7 @@ class MLflowTracker(Callback):
         self._backfill(trials)
         self._drop_lost_children({t.trial_id for t in trials})
         if self.table.finish():
+            self._tag_front(list(self.table.rows.values()))  # a tag lost with a killed driver's last writes
             self._log_table()
         self.client.set_terminated(self.parent(), "FINISHED")
 
@@ -258,18 +264,24 @@ class MLflowTracker(Callback):
         ended while its events still waited for the writer thread (a driver killed then) is
         restored at the resumed search's end, through the same writes as a live end: its child
         run, each stage once (from ``result.json``), its end, the table, tags and front model."""
-        from .report import reports
-
         ended = [t for t in trials if getattr(t, "status", None) in ("TERMINATED", "ERROR")]
         running = {r.data.tags.get("trial_id") for r in self.client.search_runs(
             [self._experiment_id()], max_results=50000,
             filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}' and attributes.status = 'RUNNING'")}
         for trial in ended:
             if trial.trial_id in self._children and trial.trial_id not in running:
-                continue  # its end reached MLflow: nothing was lost
+                continue  # its whole end reached MLflow (a run is ended last): nothing was lost
+            self._finish(trial, error=error_line(trial) if trial.status == "ERROR" else None, trials=trials)
+
+    def _log_lost_stages(self, trials, trial) -> None:
+        """Each stage in the trial's ``result.json`` that its child run lacks: a driver killed with
+        stage reports still waiting for the writer loses them, and the resumed trial goes on from
+        its checkpoint without reporting them again."""
+        from .report import reports
+
+        if getattr(trial, "local_path", None):
             for result in reports(Path(trial.local_path)):
                 self.on_trial_result(None, trials, trial, result)
-            self._finish(trial, error=error_line(trial) if trial.status == "ERROR" else None, trials=trials)
 
     def _drop_lost_children(self, known: set[str]) -> None:
         """A trial started in the seconds between Tune's last snapshot and a killed driver is
@@ -290,23 +302,31 @@ class MLflowTracker(Callback):
         drawn = self.table.drawn_at
         on_front = self.table.add(trial, error, trials)["pareto"]
         run_id = self.child(trial)
+        self._log_lost_stages(trials, trial)
         stopped = not error and bool((trial.last_result or {}).get("early_stopped"))
         if error:
             self.client.set_tag(run_id, "error", error)
         if stopped:  # by the early-stopping scheduler: its last model is no front model
             self.client.set_tag(run_id, "early_stopped", f"stage {trial.last_result.get('stopped_at_stage')}")
-        self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped else "FINISHED")
         rows = list(self.table.rows.values())
         self._log_hypervolume_history(rows)
-        for r in rows:  # only the tags that changed: one write per trial, not one per trial per trial
-            child, tag = self._children.get(r["trial_id"]), str(r["pareto"]).lower()
-            if child and self._pareto_tags.get(r["trial_id"]) != tag:
-                self.client.set_tag(child, "pareto", tag)
-                self._pareto_tags[r["trial_id"]] = tag
+        self._tag_front(rows)
         if on_front and not error:
             self._log_model(trial)
         # the table every time (a resumed driver restores its rows from it), the plot when redrawn
         self._log_table(plot=self.table.drawn_at != drawn)
+        # last: an ended run says its whole end was written, so a driver killed before this line
+        # leaves it running, and the resumed search's backfill writes the end again
+        self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped else "FINISHED")
+
+    def _tag_front(self, rows: list[dict[str, Any]]) -> None:
+        """Each child's ``pareto`` tag as the table marks it; only the tags that changed are
+        written: one write per trial, not one per trial per trial."""
+        for r in rows:
+            child, tag = self._children.get(r["trial_id"]), str(r["pareto"]).lower()
+            if child and self._pareto_tags.get(r["trial_id"]) != tag:
+                self.client.set_tag(child, "pareto", tag)
+                self._pareto_tags[r["trial_id"]] = tag
 
     def _log_table(self, plot: bool = True) -> None:
         if plot:

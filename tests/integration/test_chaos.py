@@ -9,7 +9,7 @@ from bench.chaos import FAULTS, soak
 
 @pytest.mark.slow
 def test_five_rounds_of_every_fault_leave_the_record_whole(tmp_path):
-    result = soak(tmp_path, rounds=len(FAULTS), trials=8, seed=3)
+    result = soak(tmp_path, rounds=len(FAULTS), trials=12, seed=3)
     assert result.violations == [], "\n".join(result.faults + result.violations)
     assert result.rounds == len(FAULTS), result.faults
     assert set(result.struck) == set(FAULTS), result.faults                  # each kind hit something

@@ -181,6 +181,96 @@ def test_a_trial_whose_end_never_reached_mlflow_keeps_its_hypervolume_step(tmp_p
     assert sorted((m.step, m.value) for m in finished) == [(1, 1.0), (2, 2.0)]
 
 
+def _children(tracker):
+    client = tracker.client
+    return client.search_runs([client.get_experiment_by_name("shared").experiment_id],
+                              filter_string=f"tags.`mlflow.parentRunId` = '{tracker.parent()}'")
+
+
+def test_stages_a_killed_driver_never_wrote_reach_the_child_at_the_trials_end(tmp_path):
+    """Stage reports still waiting for the writer die with the driver; the resumed trial goes on
+    from its checkpoint and never reports them again: its end writes them from result.json."""
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)
+    started.setup()
+    stages = [{"stage": k, "accuracy": 0.1 + 0.1 * k, "compression": 4.0, "training_iteration": k + 1} for k in range(4)]
+    (tmp_path / "trial").mkdir()
+    (tmp_path / "trial" / "result.json").write_text("".join(json.dumps(r) + "\n" for r in stages))
+    trial = _trial("t1", 0.4, 4.0)
+    trial.local_path, trial.status = str(tmp_path / "trial"), "TERMINATED"
+    started.on_trial_start(0, [], trial)
+    started.on_trial_result(0, [], trial, stages[0])   # stages 1 and 2 were lost with the driver
+    resumed = pickle.loads(pickled)
+    resumed.setup()
+    resumed.on_trial_result(0, [], trial, stages[3])   # the resumed trial's one report
+    resumed.on_trial_complete(0, [trial], trial)
+    history = resumed.client.get_metric_history(resumed.child(trial), "accuracy")
+    assert sorted((m.step, round(m.value, 6)) for m in history) == [(0, 0.1), (1, 0.2), (2, 0.3), (3, 0.4)]
+
+
+def test_a_driver_killed_before_a_trials_end_was_whole_leaves_its_run_running_for_the_backfill(tmp_path):
+    """A run is ended last: killed while its front model was uploading, the trial's run stays
+    RUNNING, and the resumed search's end writes the end again, model included."""
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)
+    started.setup()
+    trial = _trial("t1", 0.4, 4.0)
+    trial.status = "RUNNING"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("the driver dies here")
+    started._log_model = killed
+    started.on_trial_start(0, [], trial)
+    with pytest.raises(KeyboardInterrupt):
+        started.on_trial_complete(0, [trial], trial)
+    trial.status = "TERMINATED"
+    assert [c.info.status for c in _children(started)] == ["RUNNING"]
+    resumed = pickle.loads(pickled)
+    resumed.setup()
+    logged = []
+    resumed._log_model = logged.append
+    resumed.on_experiment_end([trial])
+    assert [c.info.status for c in _children(resumed)] == ["FINISHED"] and logged == [trial]
+
+
+def test_a_pareto_tag_lost_with_a_killed_driver_is_set_at_the_search_end(tmp_path):
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)
+    started.setup()
+    trials = [_trial("t1", 0.5, 4.0), _trial("t2", 0.3, 8.0)]
+    for trial in trials:
+        trial.status = "RUNNING"
+    for trial in trials:
+        started.on_trial_start(0, trials, trial)
+        started.on_trial_complete(0, trials, trial)
+        trial.status = "TERMINATED"
+    started.client.set_tag(started.child(trials[1]), "pareto", "false")  # as if its update had been lost
+    resumed = pickle.loads(pickled)
+    resumed.setup()
+    resumed.on_experiment_end(trials)                                    # no trial ends in this driver
+    assert {c.data.tags["trial_id"]: c.data.tags["pareto"] for c in _children(resumed)} == {"t1": "true", "t2": "true"}
+
+
+def test_a_child_whose_first_write_failed_is_one_run_when_the_hook_is_tried_again(tmp_path):
+    """The writer thread tries a hook again while the server is unreachable: the run it had
+    made is the trial's, not a second one."""
+    tracker = _tracker(tmp_path, "s0")
+    tracker.setup()
+    trial = _trial("t1", 0.5, 4.0)
+    log_batch, failures = tracker.client.log_batch, []
+
+    def unreachable_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise ConnectionError("the server is restarting")
+        return log_batch(*args, **kwargs)
+    tracker.client.log_batch = unreachable_once
+    with pytest.raises(ConnectionError):
+        tracker.on_trial_start(0, [], trial)
+    tracker.on_trial_start(0, [], trial)                                   # the retry
+    assert len(_children(tracker)) == 1
+
+
 def test_registered_name_is_the_search_name_of_a_path_or_uri():
     from tracking.mlflow_tracker import registered_name
 
