@@ -12,7 +12,7 @@ DEFAULTS = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "TUNE_GLOBAL_CHECKPOINT_S": "5",
-    # Trials keep one checkpoint, and each one forces a snapshot (CheckpointConfig(num_to_keep=1)):
+    # Trials keep two checkpoints, and each one forces a snapshot (CheckpointConfig(num_to_keep=2)):
     # frequent by design, so Tune's warning about frequent snapshots is noise here.
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_AIR_NEW_OUTPUT": "0",

@@ -96,9 +96,11 @@ def _tuner(config: Config, prepared: Prepared, trainable, path: Path, location: 
         run_config=tune.RunConfig(name=storage.name(location), storage_path=locations.storage_root(config),
                                   stop=parts.budget(config, modules, location),
                                   failure_config=tune.FailureConfig(max_failures=search.max_failures),
-                                  # one checkpoint per trial, each followed by a snapshot of the
-                                  # experiment: a driver killed at any moment loses no stage
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  # each checkpoint is followed by a snapshot of the experiment:
+                                  # a driver killed at any moment loses no stage. Two kept: the
+                                  # snapshot a resume reads may be one checkpoint behind (the chaos
+                                  # soak saw a trial fail 25 times restoring a deleted one)
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                                   callbacks=stopping.callbacks + callbacks, verbose=0))
 
 

@@ -14,7 +14,7 @@ from it reran a finished trial under a new name.) :func:`repair` puts the kept c
 place of an unreadable file before Tune reads it. Only a directory needs this: an object store
 writes each object whole.
 
-A trial keeps one checkpoint, so by the time a kept snapshot is needed the checkpoint it names
+A trial keeps two checkpoints, so by the time a kept snapshot is needed the checkpoint it names
 may be gone (replaced by the trial's next one): the keeper also keeps hard links to the
 checkpoints that existed when it copied the snapshot (no data copied), and ``repair`` links back
 those that are missing. Such a trial then resumes from that older stage; its stages are reseeded,
