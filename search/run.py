@@ -168,19 +168,20 @@ def _after_the_fit(config: Config, prepared: Prepared, grid, table, path: Path, 
     task = prepared.checked.task
     modules = list(task.module_map.names)
     rows = collect(grid, prepared.seeds, task.metric.companions, modules, config.search.objectives)
+    checkpoints = {r["trial_id"]: result.checkpoint for result, r in zip(grid, rows)}
     score_front_on_test(grid, rows, task, log=log,
                         runtime=config.search.deploy.runtime if config.search.deploy.onnx else None)
     save_test_scores(path, rows)
-    if config.tracking.enabled:
-        tracker = parts.tracker(config, prepared, table, location)
-        tracker.log_test(rows)
-        name = tracker.register_front(rows)
-        if name:
-            log(f"front models registered in MLflow as {name!r} (aliases front-1.. by compression)")
     if storage.is_uri(location):  # Tune names trials by their path in the bucket: give the URI
         for r in rows:
             r["path"] = r["path"] and storage.join(location, storage.name(r["path"]))
     rows = table.write(rows)
+    if config.tracking.enabled:  # MLflow a view of the final table: tags, models, test scores
+        tracker = parts.tracker(config, prepared, table, location)
+        tracker.log_final(rows, checkpoints)
+        name = tracker.register_front(rows)
+        if name:
+            log(f"front models registered in MLflow as {name!r} (aliases front-1.. by compression)")
     log(f"table: {table.table_path}\nplot: {table.plot_path}")
     budget = parts.budget(config, modules, location)  # a new one reads every stage the trials reported
     return SearchResult(path, rows, prepared, location, task.metric,

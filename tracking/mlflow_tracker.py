@@ -6,7 +6,8 @@ resumed trial continues its own child run and a resumed search its own parent. A
 finished trial the trials table, ``pareto.png`` and the parent's hypervolume are updated, the
 children on the front are tagged ``pareto=true`` and their models logged: the packed file under
 ``model/`` and the ONNX export as an MLflow ONNX model under ``onnx/``. After the search the
-front's ONNX models are registered in the Model Registry under the search's name
+children are brought in line with the final table (``log_final``) and the front's ONNX models
+are registered in the Model Registry under the search's name
 (``register_front``), one version per front point, aliased ``front-1``, ``front-2``, ... by
 compression.
 """
@@ -23,6 +24,7 @@ from .artifacts import MODEL_FILE, ONNX_FILE
 from .live_table import LiveTable
 from .objectives import OBJECTIVES, complete, maximised
 from .pareto import REFERENCE, hypervolume
+from .report import TEST_FIELDS
 from .results import error_line
 
 #: MLflow 3 opens an experiment of no declared kind on its GenAI view ("Traces 0"); this kind,
@@ -277,11 +279,10 @@ class MLflowTracker(Callback):
         """Each stage in the trial's ``result.json`` that its child run lacks: a driver killed with
         stage reports still waiting for the writer loses them, and the resumed trial goes on from
         its checkpoint without reporting them again."""
-        from .report import reports
+        from .report import trial_reports
 
-        if getattr(trial, "local_path", None):
-            for result in reports(Path(trial.local_path)):
-                self.on_trial_result(None, trials, trial, result)
+        for result in trial_reports(trial):
+            self.on_trial_result(None, trials, trial, result)
 
     def _drop_lost_children(self, known: set[str]) -> None:
         """A trial started in the seconds between Tune's last snapshot and a killed driver is
@@ -355,35 +356,52 @@ class MLflowTracker(Callback):
         self.client.log_batch(self.parent(), metrics=metrics)
         self._parent_steps.update(missing)
 
-    def log_test(self, rows: list[dict[str, Any]]) -> None:
-        """After the search: the front's held-out test scores on its child runs, and the table
-        and plot that show them on the parent."""
+    def log_final(self, rows: list[dict[str, Any]], checkpoints: dict[str, Any]) -> None:
+        """After the search, MLflow made a view of the final table (``rows``, read from Tune's
+        results): each child's ``pareto`` tag as the table marks it, the model of every front
+        point that has none yet, the front's held-out test scores, and the table and plot on the
+        parent. The live rows the trials' ends were logged from can differ from the final ones
+        (after ``--resume``, a row restored from an older table; a trial Tune forgot), and the
+        chaos soak found front trials tagged ``pareto=false`` and left out of the registry.
+        ``checkpoints``: each trial's last checkpoint, by trial id."""
         from mlflow.entities import Metric
 
+        children = {run.data.tags.get("trial_id"): run for run in self.client.search_runs(
+            [self._experiment_id()], max_results=50000, filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}'")}
         now = int(time.time() * 1000)
         for r in rows:
-            if r.get("test_accuracy") is None:
+            run = children.get(r["trial_id"])
+            if run is None:
                 continue
-            run = self._child_run(r["trial_id"])
-            if run is not None:
-                values = {k: r.get(k) for k in ("test_accuracy", "test_accuracy_se", "test_accuracy_onnx",
-                                                "test_accuracy_onnx_se")}
-                self.client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0)
-                                                       for k, v in values.items() if v is not None])
+            tag = str(r["pareto"]).lower()
+            if run.data.tags.get("pareto") != tag:
+                self.client.set_tag(run.info.run_id, "pareto", tag)
+            if r["pareto"] and not r.get("error") and checkpoints.get(r["trial_id"]) is not None \
+                    and not self.client.list_artifacts(run.info.run_id, "model"):
+                self._log_checkpoint_model(run.info.run_id, checkpoints[r["trial_id"]])
+            scores = [Metric(k, float(r[k]), now, 0) for k in TEST_FIELDS if r.get(k) is not None]
+            if scores:
+                self.client.log_batch(run.info.run_id, metrics=scores)
+        self._log_table()
 
     def _log_model(self, trial) -> None:
         """The front point's packed model (``mqat.load_packed``) as an artifact of its child run,
         and its ONNX export, where the trial made one, as an MLflow ONNX model."""
         if trial.trial_id in self._logged_models or trial.checkpoint is None:
             return
-        with trial.checkpoint.as_directory() as directory:
+        if self._log_checkpoint_model(self.child(trial), trial.checkpoint):
+            self._logged_models.add(trial.trial_id)
+
+    def _log_checkpoint_model(self, run_id: str, checkpoint) -> bool:
+        """The model files in ``checkpoint`` logged to ``run_id``; whether it held a model."""
+        with checkpoint.as_directory() as directory:
             model, onnx_file = Path(directory) / MODEL_FILE, Path(directory) / ONNX_FILE
-            if model.is_file():
-                run_id = self.child(trial)
-                self.client.log_artifact(run_id, str(model), "model")
-                if onnx_file.is_file():
-                    self._log_onnx(run_id, onnx_file)
-                self._logged_models.add(trial.trial_id)
+            if not model.is_file():
+                return False
+            self.client.log_artifact(run_id, str(model), "model")
+            if onnx_file.is_file():
+                self._log_onnx(run_id, onnx_file)
+            return True
 
     def _log_onnx(self, run_id: str, path: Path) -> None:
         """``path`` as an MLflow ONNX model (``MLmodel`` beside ``model.onnx``) under ``onnx/``."""

@@ -61,11 +61,34 @@ def reports(trial_dir: Path) -> list[dict[str, Any]]:
     Tune writes it: a missing file holds no reports yet, and a half-written line (the last, where
     a driver was killed mid-write) is not a report."""
     try:
-        lines = (Path(trial_dir) / "result.json").read_text().splitlines()
+        return _parse((Path(trial_dir) / "result.json").read_text())
     except FileNotFoundError:
         return []
+
+
+def trial_reports(trial) -> list[dict[str, Any]]:
+    """A Tune trial's reports from both copies of its ``result.json``: the one in the
+    experiment's storage (``trial.path``), which holds what earlier drivers wrote, and this
+    driver's staging copy (``trial.local_path``, a new directory in each driver session: after
+    ``--resume`` it holds only this session's lines, and the newest of them may not be synced
+    yet). A stage may appear in both: readers keep one per stage."""
     found = []
-    for line in lines:
+    storage = getattr(trial, "storage", None)
+    filesystem = getattr(storage, "storage_filesystem", None)
+    if filesystem is not None and getattr(trial, "path", None):
+        try:
+            with filesystem.open_input_stream(f"{trial.path}/result.json") as stream:
+                found += _parse(stream.read().decode())
+        except (FileNotFoundError, OSError):  # no report synced yet
+            pass
+    if getattr(trial, "local_path", None):
+        found += reports(Path(trial.local_path))
+    return found
+
+
+def _parse(text: str) -> list[dict[str, Any]]:
+    found = []
+    for line in text.splitlines():
         try:
             found.append(json.loads(line))
         except ValueError:

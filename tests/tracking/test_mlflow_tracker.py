@@ -208,6 +208,31 @@ def test_stages_a_killed_driver_never_wrote_reach_the_child_at_the_trials_end(tm
     assert sorted((m.step, round(m.value, 6)) for m in history) == [(0, 0.1), (1, 0.2), (2, 0.3), (3, 0.4)]
 
 
+def test_a_trial_that_ended_under_an_earlier_driver_gets_its_stages_from_the_storage_copy(tmp_path):
+    """After ``--resume`` a trial's staging directory (``local_path``) is a new session's, empty:
+    the stages an earlier driver never wrote to MLflow are read from the experiment's storage
+    (``trial.path``), as the chaos soak found (a trial's last stage missing from its run)."""
+    from pyarrow.fs import LocalFileSystem
+
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)
+    started.setup()
+    stages = [{"stage": k, "accuracy": 0.1 + 0.1 * k, "compression": 4.0, "training_iteration": k + 1} for k in range(4)]
+    (tmp_path / "storage" / "trial").mkdir(parents=True)
+    (tmp_path / "storage" / "trial" / "result.json").write_text("".join(json.dumps(r) + "\n" for r in stages))
+    trial = _trial("t1", 0.4, 4.0)
+    trial.status = "RUNNING"
+    started.on_trial_start(0, [], trial)
+    for stage in stages[:3]:                           # stage 3 and the end were lost with the driver
+        started.on_trial_result(0, [], trial, stage)
+    trial.status, trial.local_path = "TERMINATED", str(tmp_path / "session-2" / "trial")
+    trial.path, trial.storage = str(tmp_path / "storage" / "trial"), SimpleNamespace(storage_filesystem=LocalFileSystem())
+    resumed = pickle.loads(pickled)
+    resumed.setup()
+    resumed.on_experiment_end([trial])                 # the trial ended before the kill: no event now
+    history = resumed.client.get_metric_history(resumed.child(trial), "accuracy")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]
+
 def test_a_driver_killed_before_a_trials_end_was_whole_leaves_its_run_running_for_the_backfill(tmp_path):
     """A run is ended last: killed while its front model was uploading, the trial's run stays
     RUNNING, and the resumed search's end writes the end again, model included."""
@@ -277,3 +302,45 @@ def test_registered_name_is_the_search_name_of_a_path_or_uri():
     assert registered_name("/runs/ray/quickstart-20261130-224512") == "quickstart-20261130-224512"
     assert registered_name("s3://bucket/ray/tiny-20261130-223805?endpoint_override=127.0.0.1:49887&scheme=http") \
         == "tiny-20261130-223805"
+
+
+def test_the_final_table_sets_the_tags_and_models_the_live_rows_got_wrong(tmp_path):
+    """The trials' ends were logged from the live rows, where a row Tune does not hold (a trial
+    it forgot at a resume) dominated t2; the final table, from Tune's results, has t2 on the
+    front: after the search t2 is tagged so, its model logged, and it is registered."""
+    from ray.tune import Checkpoint
+
+    from tracking.artifacts import MODEL_FILE, ONNX_FILE
+
+    tracker = _tracker(tmp_path, "s0")
+    tracker.setup()
+    trials = [_trial("t1", 0.5, 4.0), _trial("t2", 0.3, 8.0), _trial("t3", 0.4, 9.0)]
+    for trial in trials:
+        trial.status = "RUNNING"
+    for trial in trials:
+        tracker.on_trial_start(0, trials, trial)
+        tracker.on_trial_complete(0, trials, trial)
+        trial.status = "TERMINATED"
+    final = [dict(tracker.table.rows[t]) for t in ("t1", "t2")]   # Tune's results: no t3
+    for r in final:
+        r["pareto"] = True
+    directory = tmp_path / "checkpoint_t2"
+    directory.mkdir()
+    (directory / MODEL_FILE).write_bytes(b"packed")
+    (directory / ONNX_FILE).write_bytes(_tiny_onnx())
+    tracker.log_final(final, {"t1": None, "t2": Checkpoint.from_directory(str(directory))})
+    tags = {c.data.tags["trial_id"]: c.data.tags["pareto"] for c in _children(tracker)}
+    assert tags == {"t1": "true", "t2": "true", "t3": "true"}   # t3 is not in the final table: left as it was
+    name = tracker.register_front(final)
+    versions = tracker.client.search_model_versions(f"name = '{name}'")
+    assert [v.tags["trial_id"] for v in versions] == ["t2"]
+
+
+def _tiny_onnx() -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    return onnx.helper.make_model(graph).SerializeToString()
