@@ -98,24 +98,42 @@ def onnx_latency(path: str | os.PathLike, input_shape: Sequence[int], *, batch_s
         latency = mqat.onnx_latency("model.onnx", (3, 128, 128), batch_sizes=(1, 8), runtime="openvino")
         latency.median_ms[1], latency.provider
     """
+    return onnx_latencies([path], input_shape, batch_sizes=batch_sizes, runs=runs, warmup=warmup,
+                          threads=threads, device=device, runtime=runtime)[0]
+
+
+def onnx_latencies(paths: Sequence[str | os.PathLike], input_shape: Sequence[int], *,
+                   batch_sizes: Sequence[int] = (1,), runs: int = 30, warmup: int = 3, threads: int = 1,
+                   device: str = "auto", runtime: str = "onnxruntime") -> list[Latency]:
+    """:func:`onnx_latency` of several models on the same inputs, their runs interleaved round by
+    round (A, B, A, B, ...), so that whatever else loads the machine meanwhile (a trial training
+    beside it) slows each alike and their ratio holds: a model timed against a baseline is timed
+    with it. One :class:`Latency` per path, in order."""
     import numpy as np
 
     if runs < 1 or warmup < 0 or threads < 1 or not batch_sizes or min(batch_sizes) < 1:
         raise ValueError(f"need runs >= 1, warmup >= 0, threads >= 1 and batch sizes >= 1, but got "
                          f"{runs}, {warmup}, {threads} and {list(batch_sizes)}")
-    run, provider = runner(path, runtime=runtime, threads=threads, device=device)
+    runners = [runner(path, runtime=runtime, threads=threads, device=device) for path in paths]
     rng = np.random.default_rng(0)
-    medians, spreads = {}, {}
+    times: list[dict[int, list[float]]] = [{} for _ in runners]
     for batch in sorted(set(batch_sizes)):
         feed = rng.random((batch, *input_shape), dtype=np.float32)
-        for _ in range(warmup):
-            run(feed)
-        times = []
+        for run, _ in runners:
+            for _ in range(warmup):
+                run(feed)
+        for model in times:
+            model[batch] = []
         for _ in range(runs):
-            start = time.perf_counter()
-            run(feed)
-            times.append((time.perf_counter() - start) * 1000)
-        medians[batch] = statistics.median(times)
-        quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-        spreads[batch] = quartiles[2] - quartiles[0]
-    return Latency(medians, provider, threads, runs, spreads)
+            for (run, _), model in zip(runners, times):
+                start = time.perf_counter()
+                run(feed)
+                model[batch].append((time.perf_counter() - start) * 1000)
+    return [Latency({b: statistics.median(t) for b, t in model.items()}, provider, threads, runs,
+                    {b: _interquartile(t) for b, t in model.items()})
+            for (_, provider), model in zip(runners, times)]
+
+
+def _interquartile(times: list[float]) -> float:
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return quartiles[2] - quartiles[0]

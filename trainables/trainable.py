@@ -24,7 +24,7 @@ from spaces import trial_settings
 from tracking.artifacts import FLOW_STATE_FILE as STATE_FILE
 from tracking.artifacts import MODEL_FILE, ONNX_FILE
 
-from .deploy import DeploySettings, export_and_time, speedup_vs_fp
+from .deploy import DeploySettings, export_and_time
 from .faults import fault_for, with_fault
 from .tasks import Task, example_input, get_task
 
@@ -184,8 +184,8 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     files = {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)}
     with tempfile.TemporaryDirectory() as directory:
         if setup.deploy.onnx:
-            final.update(export_and_time(result.model, task, Path(directory), setup.deploy, device.type))
-            final.update(speedup_vs_fp(final, functools.partial(_fp_model, task, setup.fp_state), task,
-                                       setup.deploy, device.type, key=_weights_key(setup.fp_state)))
+            final.update(export_and_time(result.model, task, Path(directory), setup.deploy, device.type,
+                                         fp_model=functools.partial(_fp_model, task, setup.fp_state),
+                                         fp_key=_weights_key(setup.fp_state)))
             files[ONNX_FILE] = lambda path: shutil.copyfile(Path(directory) / ONNX_FILE, path)
         _report(final, files)

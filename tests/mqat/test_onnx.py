@@ -318,3 +318,24 @@ def test_the_deployed_file_runs_behind_its_torch_module(tmp_path, runtime):
     got = deployed.eval()(x)
     assert isinstance(got, tuple) and [t.shape for t in got] == [t.shape for t in want]
     assert_close([t.numpy() for t in got], [t.numpy() for t in want], DEPLOYED)
+
+
+def test_models_timed_together_run_in_turn_so_a_load_slows_each_alike(tmp_path, monkeypatch):
+    """``onnx_latencies`` runs the models A, B, A, B, ... on the same inputs (after each one's
+    warm-up), so a trial's export and the FP model it is compared with share whatever else
+    loaded the machine meanwhile."""
+    from mqat import _latency
+
+    for name, bits in (("a", (4, 4, 4)), ("b", (8, 8, 8))):
+        mqat.export_onnx(quantized(bits, (8, 8, 8)), tmp_path / f"{name}.onnx", example_input=torch.randn(1, 3, 8, 8))
+    calls, real = [], _latency.runner
+
+    def recording(path, **kwargs):
+        run, provider = real(path, **kwargs)
+        return (lambda feed: (calls.append(Path(path).stem), run(feed))[1]), provider
+
+    monkeypatch.setattr(_latency, "runner", recording)
+    latencies = mqat.onnx_latencies([tmp_path / "a.onnx", tmp_path / "b.onnx"], (3, 8, 8), batch_sizes=(1,),
+                                    runs=4, warmup=1, device="cpu")
+    assert calls == ["a", "b"] + ["a", "b"] * 4
+    assert [len(t.median_ms) for t in latencies] == [1, 1] and all(t.median_ms[1] > 0 for t in latencies)
