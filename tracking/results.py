@@ -155,8 +155,9 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = ACCURACY) -> str:
     runtimes = sorted({str(r.get("latency_provider")) for r in front if r.get("latency_ms") is not None})
     slower = [r for r in front if (r.get("speedup_vs_fp") or 1.0) < 1.0]
     if slower:
+        other = "" if any(r.startswith("openvino") for r in runtimes) else "; try search.deploy.runtime: openvino"
         lines.append(f"note: {len(slower)} of {len(front)} front models run slower than the FP model in "
-                     f"{', '.join(runtimes)} (x FP below 1): try search.deploy.runtime: openvino, or search.deploy.layout: speed")
+                     f"{', '.join(runtimes)} (x FP below 1){other}")
     lines.append((f"ms: median latency at batch 1 in {', '.join(runtimes)}; x FP: the FP model's latency over "
                   "the model's, timed alike on the same node; " if latency else "") +
                  f"bits: weight bits of {modules}; val: the validation images the search ranked on; "

@@ -41,3 +41,18 @@ def test_rows_keep_the_tasks_companions_and_the_networks_module_order():
     assert "val mAP" in table and "test mAP" in table and " 8-2-4 " in table and "backbone-neck-head" in table
     never_started = row("b", {}, {}, error="cancelled", modules=["backbone", "neck", "head"])
     assert never_started["status"] == "failed" and json.loads(never_started["plan"])["weight_bits"] == {}
+
+
+def test_the_slower_than_fp_note_suggests_openvino_only_where_it_was_not_the_runtime():
+    """The quickstart run in OpenVINO printed "try search.deploy.runtime: openvino"."""
+    def timed(provider):
+        metrics = {**_metrics(0.5, 4.0), "latency_ms": 2.0, "fp_latency_ms": 1.0, "speedup_vs_fp": 0.5,
+                   "latency_provider": provider}
+        r = row("a", CONFIG, metrics, error=None, modules=["backbone", "fpn", "head"])
+        r["pareto"] = True
+        return format_front([r])
+
+    assert "1 of 1 front models run slower than the FP model in CPUExecutionProvider (x FP below 1); " \
+           "try search.deploy.runtime: openvino" in timed("CPUExecutionProvider")
+    in_openvino = timed("openvino:CPU")
+    assert "run slower than the FP model in openvino:CPU" in in_openvino and "try search.deploy.runtime" not in in_openvino
