@@ -37,7 +37,9 @@ def _config(name: str, seed: int, budget: int, quick: bool, **search):
     data = yaml.safe_load(EXAMPLE.read_text())
     if quick:
         data["task"] = {**data["task"], "train_images": 800, "val_images": 200, "test_images": 200}
-        data["pretrain"] = {**data["pretrain"], "epochs": 3}
+        # three epochs leave the shapes model near its baseline (top-1 0.290 against 0.210): the
+        # FP check would refuse it, and the quick run times the mechanics, not the front
+        data["pretrain"] = {**data["pretrain"], "epochs": 3, "require_above_baseline": False}
         data["search"] = merge(data["search"], {"stage": {"images_per_epoch": 400, "eval_images": 100}})
     moasha = search.get("scheduler", {}).get("name") == "moasha"
     data.update(name=name, cache_dir=str(ROOT / "runs" / "cache"), output_dir=str(ROOT / "runs" / "early-stopping"),
