@@ -181,6 +181,16 @@ def test_a_trial_whose_end_never_reached_mlflow_keeps_its_hypervolume_step(tmp_p
     assert sorted((m.step, m.value) for m in finished) == [(1, 1.0), (2, 2.0)]
 
 
+def _run_to_the_end(tracker, trials):
+    """Every trial started (all running at once), then each completed in turn."""
+    for trial in trials:
+        trial.status = "RUNNING"
+    for trial in trials:
+        tracker.on_trial_start(0, trials, trial)
+        tracker.on_trial_complete(0, trials, trial)
+        trial.status = "TERMINATED"
+
+
 def _children(tracker):
     client = tracker.client
     return client.search_runs([client.get_experiment_by_name("shared").experiment_id],
@@ -263,12 +273,7 @@ def test_a_pareto_tag_lost_with_a_killed_driver_is_set_at_the_search_end(tmp_pat
     pickled = pickle.dumps(started)
     started.setup()
     trials = [_trial("t1", 0.5, 4.0), _trial("t2", 0.3, 8.0)]
-    for trial in trials:
-        trial.status = "RUNNING"
-    for trial in trials:
-        started.on_trial_start(0, trials, trial)
-        started.on_trial_complete(0, trials, trial)
-        trial.status = "TERMINATED"
+    _run_to_the_end(started, trials)
     started.client.set_tag(started.child(trials[1]), "pareto", "false")  # as if its update had been lost
     resumed = pickle.loads(pickled)
     resumed.setup()
@@ -315,12 +320,7 @@ def test_the_final_table_sets_the_tags_and_models_the_live_rows_got_wrong(tmp_pa
     tracker = _tracker(tmp_path, "s0")
     tracker.setup()
     trials = [_trial("t1", 0.5, 4.0), _trial("t2", 0.3, 8.0), _trial("t3", 0.4, 9.0)]
-    for trial in trials:
-        trial.status = "RUNNING"
-    for trial in trials:
-        tracker.on_trial_start(0, trials, trial)
-        tracker.on_trial_complete(0, trials, trial)
-        trial.status = "TERMINATED"
+    _run_to_the_end(tracker, trials)
     final = [dict(tracker.table.rows[t]) for t in ("t1", "t2")]   # Tune's results: no t3
     for r in final:
         r["pareto"] = True
