@@ -128,6 +128,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     from . import tune_state
     from .progress import ProgressPrinter
     from .ray_env import init_ray
+    from .retry_reports import ReportsKeptOnRetry
 
     # a task's code of the user's, outside the installed packages, and what it imports beside it
     extra = type(checked.task).code_modules(config.task) if hasattr(type(checked.task), "code_modules") else ()
@@ -151,7 +152,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         table = parts.table(config, prepared, path, location)
         printer = ProgressPrinter(config.search.num_samples, log, metric.name, modules, config.search.objectives)
         callbacks = ([printer, parts.recorder(config, prepared, table, location)] + parts.watch(config)
-                     + [tune_state.StateKeeper(location)])
+                     + [tune_state.StateKeeper(location), ReportsKeptOnRetry()])
         tuner = _tuner(config, prepared, trainable, path, location, callbacks, points)
     with _stage_reports_without_every_objective(config):
         grid = tuner.fit()
