@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from ._files import atomic_write
 from ._layers import QuantConv2d, QuantLinear
 from ._onnx_rewrite import LAYER_ATTRIBUTE, fold_batch_norms, narrow_types
+from ._onnx_strides import slice_strided_pointwise
 from ._qc import fold_qc
 from ._quantize import quantized_layers
 
@@ -152,8 +153,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, example_input: Ten
     """Write the quantized ``model`` as ONNX (opset 21) with QDQ nodes; return the file size.
 
     ``layout`` says how the integers are stored: ``"speed"`` (the default) keeps every weight and
-    activation of 8 bits or fewer in an 8-bit type, its integer values unchanged, and folds each
-    BatchNorm after a quantized conv into that conv's per-channel steps and bias, so that runtimes
+    activation of 8 bits or fewer in an 8-bit type, its integer values unchanged, folds each
+    BatchNorm after a quantized conv into that conv's per-channel steps and bias, and writes a
+    strided 1x1 conv as a Slice and a conv of stride 1 (the same numbers), so that runtimes
     run their int8 kernels (OpenVINO decompresses int4 weights to float instead; a BN between a
     conv and its output's quantizer keeps ONNX Runtime from fusing them); ``"size"`` stores 2- to
     4-bit integers as int4, the smallest file, BN unfolded. The integers are the same, the outputs
@@ -192,6 +194,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, example_input: Ten
     narrow_types(graph, twins, OPSET, layout)
     if layout == "speed":
         fold_batch_norms(graph)
+        slice_strided_pointwise(graph)
     onnx.checker.check_model(graph, full_check=True)
     data = graph.SerializeToString()
     return atomic_write(Path(path), lambda f: f.write(data)).stat().st_size

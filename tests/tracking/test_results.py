@@ -54,5 +54,5 @@ def test_the_slower_than_fp_note_suggests_openvino_only_where_it_was_not_the_run
 
     assert "1 of 1 front models run slower than the FP model in CPUExecutionProvider (x FP below 1); " \
            "try search.deploy.runtime: openvino" in timed("CPUExecutionProvider")
-    in_openvino = timed("openvino:CPU")
+    in_openvino = timed("openvino:CPU (bf16 floats)")
     assert "run slower than the FP model in openvino:CPU" in in_openvino and "try search.deploy.runtime" not in in_openvino
