@@ -114,18 +114,23 @@ def onnx_latency(path: str | os.PathLike, input_shape: Sequence[int], *, batch_s
 
 def onnx_latencies(paths: Sequence[str | os.PathLike], input_shape: Sequence[int], *,
                    batch_sizes: Sequence[int] = (1,), runs: int = 30, warmup: int = 3, threads: int = 1,
-                   device: str = "auto", runtime: str = "onnxruntime") -> list[Latency]:
-    """:func:`onnx_latency` of several models on the same inputs, their runs interleaved round by
-    round (A, B, A, B, ...), so that whatever else loads the machine meanwhile (a trial training
+                   device: str = "auto", runtime: str = "onnxruntime", burst: int = 5) -> list[Latency]:
+    """:func:`onnx_latency` of several models on the same inputs, their runs interleaved turn by
+    turn (A, B, A, B, ...), so that whatever else loads the machine meanwhile (a trial training
     beside it) slows each alike and their ratio holds: a model timed against a baseline is timed
-    with it. One :class:`Latency` per path, in order."""
+    with it. A turn is one untimed run, which brings back into the caches what the other models'
+    turns pushed out, then ``burst`` timed runs (``runs`` rounded up to whole bursts): the latency
+    of a model that serves one request after another. ``burst=1`` times single alternating runs
+    with no untimed one: each starts where the other models left the caches (three models in turn
+    read the quickstart's FP model 1.25 ms at batch 1 in OpenVINO, 0.96 ms in bursts of 10).
+    One :class:`Latency` per path, in order."""
     import numpy as np
 
-    if runs < 1 or warmup < 0 or threads < 1 or not batch_sizes or min(batch_sizes) < 1:
-        raise ValueError(f"need runs >= 1, warmup >= 0, threads >= 1 and batch sizes >= 1, but got "
-                         f"{runs}, {warmup}, {threads} and {list(batch_sizes)}")
+    if runs < 1 or warmup < 0 or threads < 1 or burst < 1 or not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError(f"need runs >= 1, warmup >= 0, threads >= 1, burst >= 1 and batch sizes >= 1, "
+                         f"but got {runs}, {warmup}, {threads}, {burst} and {list(batch_sizes)}")
     runners = [runner(path, runtime=runtime, threads=threads, device=device) for path in paths]
-    rng = np.random.default_rng(0)
+    rng, turns = np.random.default_rng(0), -(-runs // burst)
     times: list[dict[int, list[float]]] = [{} for _ in runners]
     for batch in sorted(set(batch_sizes)):
         feed = rng.random((batch, *input_shape), dtype=np.float32)
@@ -134,12 +139,15 @@ def onnx_latencies(paths: Sequence[str | os.PathLike], input_shape: Sequence[int
                 run(feed)
         for model in times:
             model[batch] = []
-        for _ in range(runs):
+        for _ in range(turns):
             for (run, _), model in zip(runners, times):
-                start = time.perf_counter()
-                run(feed)
-                model[batch].append((time.perf_counter() - start) * 1000)
-    return [Latency({b: statistics.median(t) for b, t in model.items()}, provider, threads, runs,
+                if burst > 1:
+                    run(feed)
+                for _ in range(burst):
+                    start = time.perf_counter()
+                    run(feed)
+                    model[batch].append((time.perf_counter() - start) * 1000)
+    return [Latency({b: statistics.median(t) for b, t in model.items()}, provider, threads, turns * burst,
                     {b: _interquartile(t) for b, t in model.items()})
             for (_, provider), model in zip(runners, times)]
 

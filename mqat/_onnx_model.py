@@ -14,7 +14,8 @@ from ._latency import runner
 class OnnxModel(nn.Module):
     """``forward(x)`` runs the ONNX file at ``path`` in ``runtime`` (ONNX Runtime with its default
     graph optimizations, or OpenVINO) on CPU and returns its outputs as ``like`` returns its own
-    (the same nesting of tuples, lists and dicts), on ``x``'s device.
+    (the same nesting of tuples, lists and dicts), on ``x``'s device. ``float_precision``: see
+    :func:`mqat.onnx_runner` (OpenVINO's float layers; bf16 by default on CPUs that have it).
 
     Example::
 
@@ -23,11 +24,12 @@ class OnnxModel(nn.Module):
     """
 
     def __init__(self, path: str | os.PathLike, *, like: nn.Module, example_input: Tensor,
-                 runtime: str = "onnxruntime", threads: int = 1):
+                 runtime: str = "onnxruntime", threads: int = 1, float_precision: str | None = None):
         super().__init__()
         with torch.no_grad():
             _, self._spec = tree_flatten(like.eval()(example_input))
-        self._run, self.provider = runner(path, runtime=runtime, threads=threads, device="cpu")
+        self._run, self.provider = runner(path, runtime=runtime, threads=threads, device="cpu",
+                                          float_precision=float_precision)
         self.register_buffer("_device_marker", torch.zeros(()), persistent=False)  # follows .to()
 
     def forward(self, x: Tensor):

@@ -339,9 +339,17 @@ def test_models_timed_together_run_in_turn_so_a_load_slows_each_alike(tmp_path, 
 
     monkeypatch.setattr(_latency, "runner", recording)
     latencies = mqat.onnx_latencies([tmp_path / "a.onnx", tmp_path / "b.onnx"], (3, 8, 8), batch_sizes=(1,),
-                                    runs=4, warmup=1, device="cpu")
+                                    runs=4, warmup=1, device="cpu", burst=1)
     assert calls == ["a", "b"] + ["a", "b"] * 4
     assert [len(t.median_ms) for t in latencies] == [1, 1] and all(t.median_ms[1] > 0 for t in latencies)
+
+    calls.clear()  # in bursts: a turn is one untimed run (it warms the caches) and `burst` timed ones
+    latencies = mqat.onnx_latencies([tmp_path / "a.onnx", tmp_path / "b.onnx"], (3, 8, 8), batch_sizes=(1,),
+                                    runs=3, warmup=1, device="cpu", burst=2)
+    assert calls == ["a", "b"] + (["a"] * 3 + ["b"] * 3) * 2           # 3 runs: two whole bursts
+    assert [t.runs for t in latencies] == [4, 4]
+    with pytest.raises(ValueError, match="burst >= 1"):
+        mqat.onnx_latencies([tmp_path / "a.onnx"], (3, 8, 8), burst=0)
 
 
 class StridedShortcut(nn.Module):
