@@ -3,9 +3,9 @@ layouts (``speed``: 8-bit containers, BN folded, strided 1x1 convs sliced; ``siz
 to 4 bits), timed in ONNX Runtime and in OpenVINO at batch 1 and 8, each as a ratio to the FP
 model timed in the same runtime, in this process, one thread: the models' runs interleaved burst
 by burst (an untimed run, then ``BURST`` timed ones), within a runtime and batch
-(``bench.timing.interleaved``: drift hits all alike), medians reported. OpenVINO runs an FP model's float layers in bf16 on a CPU with bf16
-instructions: the ratio is to that default; ``ratio_vs_fp_f32`` to the same FP model with its
-floats in f32, as ONNX Runtime and PyTorch run it.
+(``bench.timing.interleaved``: drift hits all alike), medians reported. OpenVINO runs an FP
+model's float layers in bf16 on a CPU with bf16 instructions: the ratio is to that default;
+``ratio_vs_fp_f32`` to the same FP model with its floats in f32, as ONNX Runtime and PyTorch run it.
 
 The plans are the backbone bit-widths a front spans (8, 4, 3 and 2 bits, the rest as the
 quickstart's fronts had them), calibrated on training images, not trained: latency depends on the

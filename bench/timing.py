@@ -2,28 +2,18 @@
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable, Mapping
+
+from mqat._latency import in_turns
 
 
 def interleaved(candidates: Mapping[str, Callable[[], object]], *, rounds: int = 15,
                 warmup: int = 2, burst: int = 1) -> dict[str, float]:
     """Median seconds per call of each candidate, run in turn A, B, C, A, B, C, ... With
     ``burst`` > 1 a turn is one untimed call (it brings back into the caches what the other
-    candidates' turns pushed out) and ``burst`` timed ones."""
-    for fn in candidates.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            if burst > 1:
-                fn()
-            for _ in range(burst):
-                start = time.perf_counter()
-                fn()
-                samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    candidates' turns pushed out) and ``burst`` timed ones (``mqat._latency.in_turns``)."""
+    samples = in_turns(list(candidates.values()), turns=rounds, burst=burst, warmup=warmup)
+    return {name: statistics.median(values) for name, values in zip(candidates, samples)}
 
 
 def row(section: str, what: str, seconds: float | None, *, baseline: str | None = None,

@@ -6,7 +6,7 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -134,22 +134,33 @@ def onnx_latencies(paths: Sequence[str | os.PathLike], input_shape: Sequence[int
     times: list[dict[int, list[float]]] = [{} for _ in runners]
     for batch in sorted(set(batch_sizes)):
         feed = rng.random((batch, *input_shape), dtype=np.float32)
-        for run, _ in runners:
-            for _ in range(warmup):
-                run(feed)
-        for model in times:
-            model[batch] = []
-        for _ in range(turns):
-            for (run, _), model in zip(runners, times):
-                if burst > 1:
-                    run(feed)
-                for _ in range(burst):
-                    start = time.perf_counter()
-                    run(feed)
-                    model[batch].append((time.perf_counter() - start) * 1000)
+        calls = [lambda run=run, feed=feed: run(feed) for run, _ in runners]
+        seconds = in_turns(calls, turns=turns, burst=burst, warmup=warmup)
+        for model, samples in zip(times, seconds):
+            model[batch] = [s * 1000 for s in samples]
     return [Latency({b: statistics.median(t) for b, t in model.items()}, provider, threads, turns * burst,
                     {b: _interquartile(t) for b, t in model.items()})
             for (_, provider), model in zip(runners, times)]
+
+
+def in_turns(calls: Sequence[Callable[[], object]], *, turns: int, burst: int = 1, warmup: int = 0) -> list[list[float]]:
+    """Seconds of each of ``calls``' timed runs, the calls run in turn A, B, A, B, ... (after
+    ``warmup`` untimed runs each): ``turns`` turns of ``burst`` timed runs, each turn started by
+    an untimed run when ``burst`` > 1 (it brings back into the caches what the others' turns
+    pushed out). One list per call, in order."""
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    samples: list[list[float]] = [[] for _ in calls]
+    for _ in range(turns):
+        for call, timed in zip(calls, samples):
+            if burst > 1:
+                call()
+            for _ in range(burst):
+                start = time.perf_counter()
+                call()
+                timed.append(time.perf_counter() - start)
+    return samples
 
 
 def _interquartile(times: list[float]) -> float:
