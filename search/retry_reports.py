@@ -22,12 +22,14 @@ LOGGED_FILES = ("result.json", "progress.csv")
 
 
 def push_trial_logs(trial) -> None:
-    """Copy the trial's logged files from the driver's staging directory to its storage path."""
+    """Copy the trial's logged files from the driver's staging directory to its storage path
+    (made first: a trial that failed in its first seconds may have none there yet)."""
     filesystem = trial.storage.storage_filesystem
-    for name in LOGGED_FILES:
-        local = Path(trial.local_path, name)
-        if local.is_file():  # not before the trial's first report
-            pyarrow.fs.copy_files(str(local), f"{trial.path}/{name}", destination_filesystem=filesystem)
+    logged = [p for name in LOGGED_FILES if (p := Path(trial.local_path, name)).is_file() and p.stat().st_size]
+    if logged:  # not before the trial's first report
+        filesystem.create_dir(trial.path, recursive=True)
+    for local in logged:
+        pyarrow.fs.copy_files(str(local), f"{trial.path}/{local.name}", destination_filesystem=filesystem)
 
 
 class ReportsKeptOnRetry(Callback):
