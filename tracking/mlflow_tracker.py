@@ -179,10 +179,22 @@ class MLflowTracker(Callback):
                 # held before the next write: a hook retried after that write failed (the server
                 # unreachable) must find this run, not make the trial a second one
                 self._children[trial_id] = found = run.info.run_id
+                self._drop_duplicate_children(trial_id, keep=found)
                 self._logged_steps[trial_id] = set()  # a new run holds no stage yet: nothing to read back
                 self.client.log_batch(found, params=[Param(k, str(v)) for k, v in trial.config.items()])
             self._children[trial_id] = found
         return self._children[trial_id]
+
+    def _drop_duplicate_children(self, trial_id: str, keep: str) -> None:
+        """A ``create_run`` whose answer was lost (the server killed after it wrote the run) is
+        sent again, by MLflow's HTTP retries or by the writer trying the hook again, and the
+        server makes a second run. Only the newest, whose id came back, is written to: the
+        others hold nothing and are deleted."""
+        runs = self.client.search_runs([self._experiment_id()], filter_string=(
+            f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent()}'"))
+        for run in runs:
+            if run.info.run_id != keep:
+                self.client.delete_run(run.info.run_id)
 
     # ---- Tune hooks ---------------------------------------------------------------------
     def setup(self, **info):
@@ -196,9 +208,11 @@ class MLflowTracker(Callback):
         among them then gets a new run without a query per trial."""
         children = self.client.search_runs([self._experiment_id()], max_results=50000,
                                            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}'")
-        for run in children:
+        for run in sorted(children, key=lambda r: r.info.start_time, reverse=True):  # the newest first
             trial_id = run.data.tags.get("trial_id", run.info.run_id)
-            self._children.setdefault(trial_id, run.info.run_id)
+            if self._children.setdefault(trial_id, run.info.run_id) != run.info.run_id:
+                self.client.delete_run(run.info.run_id)  # a duplicate a killed driver left (below)
+                continue
             if "pareto" in run.data.tags:  # what MLflow holds: only a changed tag is written again
                 self._pareto_tags.setdefault(trial_id, run.data.tags["pareto"])
         self._children_loaded = True

@@ -301,6 +301,50 @@ def test_a_child_whose_first_write_failed_is_one_run_when_the_hook_is_tried_agai
     assert len(_children(tracker)) == 1
 
 
+@pytest.mark.parametrize("answer", ["lost, then sent again", "lost, the hook tried again"])
+def test_a_child_the_server_made_twice_is_one_run(tmp_path, answer):
+    """The server killed after it wrote a child run but before it answered: MLflow's HTTP retries
+    send ``create_run`` again, or the writer thread tries the hook again once they give up; either
+    way the server made the run twice, and the trial keeps one child, the one it is logged to."""
+    tracker = _tracker(tmp_path, "s0")
+    tracker.setup()
+    trial = _trial("t1", 0.5, 4.0)
+    create_run, calls = tracker.client.create_run, []
+
+    def answer_lost_once(*args, **kwargs):
+        calls.append(create_run(*args, **kwargs))          # written, its answer never arrives
+        if len(calls) > 1:
+            return calls[-1]
+        if answer == "lost, the hook tried again":
+            raise ConnectionError("the server went away")
+        return create_run(*args, **kwargs)                  # the same request, sent again
+    tracker.client.create_run = answer_lost_once
+    if answer == "lost, the hook tried again":
+        with pytest.raises(ConnectionError):
+            tracker.on_trial_start(0, [], trial)
+    tracker.on_trial_start(0, [], trial)
+    tracker.on_trial_complete(0, [], trial)
+    (child,) = _children(tracker)
+    assert child.info.run_id == tracker.child(trial) and child.info.status == "FINISHED"
+
+
+def test_a_resumed_tracker_keeps_one_child_of_a_trial_a_killed_driver_left_two_of(tmp_path):
+    """A driver killed between a doubled ``create_run`` and its clean-up leaves two runs of one
+    trial; the resumed tracker keeps the newer, the one whose id came back and was written to."""
+    tracker = _tracker(tmp_path, "s0")
+    tracker.setup()
+    client, parent = tracker.client, tracker.parent()
+    experiment = client.get_experiment_by_name("shared").experiment_id
+    tags = {"mlflow.parentRunId": parent, "trial_id": "t1"}
+    older = client.create_run(experiment, run_name="t1", tags=tags, start_time=1_000)
+    newer = client.create_run(experiment, run_name="t1", tags=tags, start_time=2_000)
+    resumed = _tracker(tmp_path, "s0")
+    resumed.setup()
+    assert [c.info.run_id for c in _children(resumed)] == [newer.info.run_id]
+    assert resumed.child(_trial("t1", 0.5, 4.0)) == newer.info.run_id
+    assert client.get_run(older.info.run_id).info.lifecycle_stage == "deleted"
+
+
 def test_registered_name_is_the_search_name_of_a_path_or_uri():
     from tracking.mlflow_tracker import registered_name
 
