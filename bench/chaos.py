@@ -106,6 +106,10 @@ class _Search:
         latest = [found[-1] for t in self.experiment.glob("train_mqat_*") if (found := reports(t))]
         return [r for r in latest if not r.get("final") and _alive(r.get("pid"))]
 
+    def trials_ended(self) -> int:
+        found = self.experiment.glob("train_mqat_*") if self.experiment else []
+        return sum(any(r.get("final") for r in reports(t)) for t in found)
+
     def log_tail(self) -> str:
         return (self.logs / f"driver-{self.starts}.log").read_text()[-2000:]
 
@@ -123,10 +127,13 @@ def _alive(pid) -> bool:
 
 
 def _config(root: Path, trials: int, uri: str) -> Path:
-    """The tiny task (the bench's quick one), searched with retries enough for the faults."""
+    """The tiny task (the bench's quick one), searched with retries enough for the faults, its
+    stages fine-tuned on 256 images (the quick bench's 32 make a trial of about 3 s: the faults'
+    own seconds, a driver's or a node's restart, then outlast dozens of trials)."""
     config = merge(TINY, {"name": EXPERIMENT, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(root / "out"),
                           "tracking": {"uri": uri, "experiment": EXPERIMENT},
                           "search": {"num_samples": trials, "max_concurrent": 2, "max_failures": 20,
+                                     "stage": {"images_per_epoch": 256},
                                      "resources": {"cpus_per_trial": 1}, "storage": {"shared": True},
                                      "deploy": {"onnx": True}}})
     path = root / "config.yaml"
@@ -162,12 +169,15 @@ def _strike(fault: str, search: _Search, cluster: LocalCluster, server: Tracking
     return f"{fault} ({removed[:8]}, running trial {victim['trial_id']}), a fresh one added", True
 
 
-def _wait_until_running(search: _Search, timeout: float = 300) -> bool:
-    """Until a trial of this driver has reported (its first start pretrains and plans first)."""
-    seen = {t: len(reports(t)) for t in search.experiment.glob("train_mqat_*")} if search.experiment else {}
-    deadline = time.monotonic() + timeout
+def _wait_for_reports(search: _Search, count: int, timeout: float = 300) -> bool:
+    """Until this driver's trials have made ``count`` more reports (its first start pretrains and
+    plans first); whether the driver still runs."""
+    def made() -> dict[Path, int]:
+        return {t: len(reports(t)) for t in search.experiment.glob("train_mqat_*")} if search.experiment else {}
+
+    seen, deadline = made(), time.monotonic() + timeout
     while time.monotonic() < deadline and search.running():
-        if search.experiment and any(len(reports(t)) > seen.get(t, 0) for t in search.experiment.glob("train_mqat_*")):
+        if sum(max(0, n - seen.get(t, 0)) for t, n in made().items()) >= count:
             return True
         time.sleep(0.2)
     return search.running()
@@ -176,7 +186,7 @@ def _wait_until_running(search: _Search, timeout: float = 300) -> bool:
 def soak(root: Path, *, rounds: int = 20, trials: int | None = None, seed: int = 0,
          log=print) -> Soak:
     """``rounds`` faults on one search of ``trials`` trials (default: eight a round, so that the
-    search outlasts the soak: at five a round one ended after 14 of 20 rounds), then its record checked. Everything it starts is stopped before
+    search outlasts the soak), then its record checked. Everything it starts is stopped before
     it returns."""
     rng, result, started = random.Random(seed), Soak(trials=trials or 8 * rounds), time.monotonic()
     root.mkdir(parents=True, exist_ok=True)
@@ -198,9 +208,12 @@ def soak(root: Path, *, rounds: int = 20, trials: int | None = None, seed: int =
                         log(f"[chaos] the search ended after {result.rounds} of {rounds} rounds: give it more trials")
                         break
                     search.start()
-                if not _wait_until_running(search):
+                # a random moment of the running search, drawn in its progress (one to three stage
+                # reports, then up to a second), not in wall time: a faster machine cannot end the
+                # search before the last round (at 1-8 s a round, one ended after 4 of 5 rounds)
+                if not _wait_for_reports(search, rng.randint(1, 3)):
                     continue
-                time.sleep(rng.uniform(1.0, 8.0))  # a random moment of the running search
+                time.sleep(rng.uniform(0.0, 1.0))
                 if not search.running():
                     continue
                 deck = deck or rng.sample(FAULTS, len(FAULTS))
@@ -210,6 +223,8 @@ def soak(root: Path, *, rounds: int = 20, trials: int | None = None, seed: int =
                 result.struck += [fault] if hit else []
                 result.rounds += 1
                 log(f"[chaos] round {result.rounds}/{rounds}: {result.faults[-1]}")
+            if not result.ended_early:  # the margin the search had: what sizes ``trials``
+                log(f"[chaos] after the last round {search.trials_ended()} of {result.trials} trials had ended")
             if not search.running() and search.driver.returncode != 0:
                 search.start()  # the last fault stopped the driver: resumed, to the search's end
             search.driver.wait(timeout=3600)
