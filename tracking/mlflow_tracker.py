@@ -391,8 +391,9 @@ class MLflowTracker(Callback):
             if run.data.tags.get("pareto") != tag:
                 self.client.set_tag(run.info.run_id, "pareto", tag)
             if r["pareto"] and not r.get("error") and checkpoints.get(r["trial_id"]) is not None \
-                    and not self.client.list_artifacts(run.info.run_id, "model"):
-                self._log_checkpoint_model(run.info.run_id, checkpoints[r["trial_id"]])
+                    and run.data.tags.get("onnx") != "true":  # the tag is a model's last write
+                self._log_checkpoint_model(run.info.run_id, checkpoints[r["trial_id"]],
+                                           packed_logged=bool(self.client.list_artifacts(run.info.run_id, "model")))
             scores = [Metric(k, float(r[k]), now, 0) for k in TEST_FIELDS if r.get(k) is not None]
             if scores:
                 self.client.log_batch(run.info.run_id, metrics=scores)
@@ -406,13 +407,15 @@ class MLflowTracker(Callback):
         if self._log_checkpoint_model(self.child(trial), trial.checkpoint):
             self._logged_models.add(trial.trial_id)
 
-    def _log_checkpoint_model(self, run_id: str, checkpoint) -> bool:
-        """The model files in ``checkpoint`` logged to ``run_id``; whether it held a model."""
+    def _log_checkpoint_model(self, run_id: str, checkpoint, packed_logged: bool = False) -> bool:
+        """The model files in ``checkpoint`` logged to ``run_id`` (the packed one unless it is
+        already: a driver killed between the two files left only that); whether it held a model."""
         with checkpoint.as_directory() as directory:
             model, onnx_file = Path(directory) / MODEL_FILE, Path(directory) / ONNX_FILE
             if not model.is_file():
                 return False
-            self.client.log_artifact(run_id, str(model), "model")
+            if not packed_logged:
+                self.client.log_artifact(run_id, str(model), "model")
             if onnx_file.is_file():
                 self._log_onnx(run_id, onnx_file)
             return True

@@ -380,6 +380,30 @@ def test_the_final_table_sets_the_tags_and_models_the_live_rows_got_wrong(tmp_pa
     assert [v.tags["trial_id"] for v in versions] == ["t2"]
 
 
+def test_a_front_model_whose_onnx_a_killed_driver_never_logged_is_logged_and_registered_at_the_end(tmp_path):
+    """A driver killed between a front model's packed file and its ONNX model (the chaos soak's
+    20 rounds left one so) leaves the run with ``model/`` but no ``onnx`` tag, which is what the
+    registry reads: after the search the ONNX model is logged and the trial registered."""
+    from ray.tune import Checkpoint
+
+    from tracking.artifacts import MODEL_FILE, ONNX_FILE
+
+    tracker = _tracker(tmp_path, "s0")
+    tracker.setup()
+    trial = _trial("t1", 0.5, 4.0)
+    _run_to_the_end(tracker, [trial])
+    directory = tmp_path / "checkpoint_t1"
+    directory.mkdir()
+    (directory / MODEL_FILE).write_bytes(b"packed")
+    (directory / ONNX_FILE).write_bytes(_tiny_onnx())
+    tracker.client.log_artifact(tracker.child(trial), str(directory / MODEL_FILE), "model")  # then killed
+    final = [dict(tracker.table.rows["t1"], pareto=True)]
+    tracker.log_final(final, {"t1": Checkpoint.from_directory(str(directory))})
+    name = tracker.register_front(final)
+    assert name is not None
+    assert [v.tags["trial_id"] for v in tracker.client.search_model_versions(f"name = '{name}'")] == ["t1"]
+
+
 def _tiny_onnx() -> bytes:
     import onnx
     from onnx import TensorProto, helper
