@@ -89,6 +89,7 @@ class MLflowTracker(Callback):
         self._logged_steps: dict[str, set[int]] = {}  # trial id -> stages its child run holds
         self._parent_steps: set[int] | None = None   # steps of the parent's hypervolume
         self._pareto_tags: dict[str, str] = {}       # trial id -> the pareto tag its child run holds
+        self._unfinished: set[str] = set()           # trials whose run was ended short of their end
         self._children_loaded = False                # _children holds every child run (after setup)
 
     def __getstate__(self):  # Tune pickles callbacks with its experiment state
@@ -213,6 +214,8 @@ class MLflowTracker(Callback):
             if self._children.setdefault(trial_id, run.info.run_id) != run.info.run_id:
                 self.client.delete_run(run.info.run_id)  # a duplicate a killed driver left (below)
                 continue
+            if run.data.tags.get("unfinished") == "true":
+                self._unfinished.add(trial_id)
             if "pareto" in run.data.tags:  # what MLflow holds: only a changed tag is written again
                 self._pareto_tags.setdefault(trial_id, run.data.tags["pareto"])
         self._children_loaded = True
@@ -285,7 +288,7 @@ class MLflowTracker(Callback):
             [self._experiment_id()], max_results=50000,
             filter_string=f"tags.`mlflow.parentRunId` = '{self.parent()}' and attributes.status = 'RUNNING'")}
         for trial in ended:
-            if trial.trial_id in self._children and trial.trial_id not in running:
+            if trial.trial_id in self._children and trial.trial_id not in running | self._unfinished:
                 continue  # its whole end reached MLflow (a run is ended last): nothing was lost
             self._finish(trial, error=error_line(trial) if trial.status == "ERROR" else None, trials=trials)
 
@@ -319,6 +322,9 @@ class MLflowTracker(Callback):
         run_id = self.child(trial)
         self._log_lost_stages(trials, trial)
         stopped = not error and bool((trial.last_result or {}).get("early_stopped"))
+        # ended short of its final report, not by the scheduler: a search interrupted (Tune marks
+        # the trials it stops then as ended, and they run on after --resume) or out of budget
+        unfinished = not error and not stopped and not (trial.last_result or {}).get("final")
         if error:
             self.client.set_tag(run_id, "error", error)
         if stopped:  # by the early-stopping scheduler: its last model is no front model
@@ -330,9 +336,12 @@ class MLflowTracker(Callback):
             self._log_model(trial)
         # the table every time (a resumed driver restores its rows from it), the plot when redrawn
         self._log_table(plot=self.table.drawn_at != drawn)
+        if unfinished or trial.trial_id in self._unfinished:  # the backfill writes it again if so
+            self.client.set_tag(run_id, "unfinished", str(unfinished).lower())
+            (self._unfinished.add if unfinished else self._unfinished.discard)(trial.trial_id)
         # last: an ended run says its whole end was written, so a driver killed before this line
         # leaves it running, and the resumed search's backfill writes the end again
-        self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped else "FINISHED")
+        self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped or unfinished else "FINISHED")
 
     def _tag_front(self, rows: list[dict[str, Any]]) -> None:
         """Each child's ``pareto`` tag as the table marks it; only the tags that changed are

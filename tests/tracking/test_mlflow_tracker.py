@@ -243,6 +243,34 @@ def test_a_trial_that_ended_under_an_earlier_driver_gets_its_stages_from_the_sto
     history = resumed.client.get_metric_history(resumed.child(trial), "accuracy")
     assert sorted(m.step for m in history) == [0, 1, 2, 3]
 
+def test_a_trial_an_interrupted_search_ended_short_gets_its_later_stages_from_the_backfill(tmp_path):
+    """Ctrl-C: Tune marks the running trial ended and calls the experiment's end, which ends its
+    run; after ``--resume`` the trial finishes, but that driver is killed with its writes queued.
+    The last driver's end must still write the stages: the short end does not count as the
+    trial's (the 20-round soak found a trial holding stages [0, 1] of [0..4])."""
+    started = _tracker(tmp_path, "s0")
+    pickled = pickle.dumps(started)
+    started.setup()
+    stages = [{"stage": k, "accuracy": 0.1 + 0.1 * k, "compression": 4.0, "training_iteration": k + 1} for k in range(4)]
+    (tmp_path / "trial").mkdir()
+    trial = _trial("t1", 0.4, 4.0)
+    trial.local_path, trial.status = str(tmp_path / "trial"), "RUNNING"
+    started.on_trial_start(0, [], trial)
+    for stage in stages[:2]:
+        started.on_trial_result(0, [], trial, stage)
+    trial.last_result, trial.status = stages[1], "TERMINATED"   # stopped by Tune at the interrupt
+    started.on_experiment_end([trial])
+    (tmp_path / "trial" / "result.json").write_text("".join(json.dumps(r) + "\n" for r in stages))
+    trial.last_result = {**stages[3], "final": True}          # finished under the next driver,
+    last = pickle.loads(pickled)                              # whose writes were lost with it
+    last.setup()
+    last.on_experiment_end([trial])
+    (child,) = _children(last)
+    steps = sorted(m.step for m in last.client.get_metric_history(child.info.run_id, "accuracy"))
+    assert steps == [0, 1, 2, 3] and child.info.status == "FINISHED"
+    assert child.data.tags["unfinished"] == "false"
+
+
 def test_a_driver_killed_before_a_trials_end_was_whole_leaves_its_run_running_for_the_backfill(tmp_path):
     """A run is ended last: killed while its front model was uploading, the trial's run stays
     RUNNING, and the resumed search's end writes the end again, model included."""
