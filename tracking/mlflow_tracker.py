@@ -212,7 +212,7 @@ class MLflowTracker(Callback):
         for run in sorted(children, key=lambda r: r.info.start_time, reverse=True):  # the newest first
             trial_id = run.data.tags.get("trial_id", run.info.run_id)
             if self._children.setdefault(trial_id, run.info.run_id) != run.info.run_id:
-                self.client.delete_run(run.info.run_id)  # a duplicate a killed driver left (below)
+                self.client.delete_run(run.info.run_id)  # a duplicate a killed driver left (_drop_duplicate_children)
                 continue
             if run.data.tags.get("unfinished") == "true":
                 self._unfinished.add(trial_id)
