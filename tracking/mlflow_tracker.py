@@ -139,9 +139,12 @@ class MLflowTracker(Callback):
     def _child_run(self, trial_id: str):
         """The MLflow run of ``trial_id`` under this search's parent, or None (found by its tags:
         a tracker made after the search, or a resumed one, holds no map of them yet)."""
-        runs = self.client.search_runs([self._experiment_id()], max_results=1, filter_string=(
-            f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent()}'"))
+        runs = self._child_runs(trial_id, max_results=1)
         return runs[0] if runs else None
+
+    def _child_runs(self, trial_id: str, max_results: int = 1000) -> list:
+        return self.client.search_runs([self._experiment_id()], max_results=max_results, filter_string=(
+            f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent()}'"))
 
     def parent(self) -> str:
         if self._parent is None:
@@ -191,9 +194,7 @@ class MLflowTracker(Callback):
         sent again, by MLflow's HTTP retries or by the writer trying the hook again, and the
         server makes a second run. Only the newest, whose id came back, is written to: the
         others hold nothing and are deleted."""
-        runs = self.client.search_runs([self._experiment_id()], filter_string=(
-            f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent()}'"))
-        for run in runs:
+        for run in self._child_runs(trial_id):
             if run.info.run_id != keep:
                 self.client.delete_run(run.info.run_id)
 
