@@ -51,7 +51,7 @@ def _models(quick: bool, directory: Path) -> dict[str, Path]:
         model = task.build_model()
         model.load_state_dict(prepared.fp_state)
         mqat.quantize_(model, mqat.BitPlan(dict(zip(task.module_map.names, bits)), act_bits=8), task.module_map)
-        mqat.calibrate(model, task.sensitivity_batches(2), seed=0)
+        mqat.calibrate(model, task.train_batches(2), seed=0)
         for layout in ("speed", "size"):
             models[f"{name} {layout}"] = directory / f"{name}-{layout}.onnx"
             mqat.export_onnx(model.eval(), models[f"{name} {layout}"], example_input=example, layout=layout)

@@ -114,7 +114,7 @@ def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None, task_nam
     module_map = mqat.ModuleMap(task.module_map.prefixes) if arm.quantize_first_last else task.module_map
     epochs = 3  # one epoch per module: the joint arm gets the same budget in one stage
     steps = epochs * task.steps_per_epoch(search.stage.images_per_epoch)
-    calibration = task.sensitivity_batches(search.sensitivity_batches * 2)
+    calibration = task.train_batches(search.sensitivity_batches * 2)  # fitted on training images only
     result = mqat.run_mqat(
         model, plan, module_map, order=_order(arm, plan, prepared.table),
         train_epoch=functools.partial(task.train_epoch, images=search.stage.images_per_epoch),
@@ -153,7 +153,7 @@ def _ptq(quick: bool, bits: int, seed: int, task_name: str = "pose") -> float:
     model = task.build_model()
     model.load_state_dict(prepared.fp_state)
     mqat.quantize_(model, _plan((bits,) * 3, 8, task.module_map.names), task.module_map)
-    mqat.calibrate(model, task.sensitivity_batches(config.search.sensitivity_batches * 2), seed=seed)
+    mqat.calibrate(model, task.train_batches(config.search.sensitivity_batches * 2), seed=seed)
     return _score(task, model)
 
 

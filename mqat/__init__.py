@@ -9,13 +9,13 @@ Example::
 
     import mqat
     mm = mqat.ModuleMap({"backbone": ["backbone."], "fpn": ["fpn."], "head": ["head."]})
-    mqat.calibrate(mqat.quantize_(copy.deepcopy(model), plan_8bit, mm), val_inputs)   # PTQ
+    mqat.calibrate(mqat.quantize_(copy.deepcopy(model), plan_8bit, mm), train_inputs)   # PTQ
     table = mqat.sensitivity(model, mm, loss_fn=loss_fn, batches=val_batches)
     counts = {m: s.weights for m, s in mqat.model_size(model, plan_fp, mm).modules.items()}
     plan = mqat.solve_bit_plan(table, counts, target_compression=8)
     result = mqat.run_mqat(model, plan, mm, order=["fpn", "head", "backbone"],
                            train_epoch=train_epoch, evaluate=evaluate,
-                           calibration_batches=val_inputs, bn_batches=train_inputs,
+                           calibration_batches=train_inputs, bn_batches=train_inputs,
                            ema=mqat.EMAConfig(decay=0.999), qc=mqat.QCConfig(), seed=0)
     mqat.export_packed(result.model, plan, mm, "model.mqat")
     mqat.export_onnx(result.model, "model.onnx", example_input=val_inputs[0][:1])   # QDQ, opset 21

@@ -181,7 +181,8 @@ class BaseTask:
         return list(self.batches("val", images=count * self.batch_size))
 
     def train_batches(self, count: int) -> list:
-        """Un-augmented training batches in the dataset's order (BN re-estimation)."""
+        """Un-augmented training batches in the dataset's order: what calibration and BN
+        re-estimation fit on."""
         return list(self.batches("train", images=count * self.batch_size))
 
 

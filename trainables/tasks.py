@@ -35,8 +35,8 @@ Instance, ``MyTask(config, *, cache_dir, device, progress)``; cheap to create (d
   (every decision of a search) or ``"test"`` (only the front's final report), ``images`` the
   first images of the split only (cheaper scoring between stages);
 * ``loss_fn(model, batch)`` and ``sensitivity_batches(count)`` (validation batches) for
-  :func:`mqat.sensitivity` and :func:`mqat.calibrate`; ``train_batches(count)``: un-augmented
-  training batches for :func:`mqat.reestimate_bn`;
+  :func:`mqat.sensitivity`, a decision of the search; ``train_batches(count)``: un-augmented
+  training batches for what is fitted, :func:`mqat.calibrate` and :func:`mqat.reestimate_bn`;
 * ``fingerprint()``: JSON-able data that determine the data and the model (cache keys).
 
 Randomness (data order, augmentation, initial weights) must come from torch's global generator,

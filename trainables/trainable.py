@@ -13,6 +13,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 import mqat
-from spaces import trial_settings
+from spaces import TrialSettings, trial_settings
 from tracking.artifacts import FLOW_STATE_FILE as STATE_FILE
 from tracking.artifacts import MODEL_FILE, ONNX_FILE
 
@@ -35,7 +36,7 @@ class StageSettings:
 
     images_per_epoch: int | None = 512  # QAT fine-tuning images per stage (null: the whole training set)
     eval_images: int | None = 500  # validation images scoring each stage (null: all); the final model uses all
-    calibration_batches: int = 8  # validation batches that set each stage's new quantizer steps
+    calibration_batches: int = 8  # training batches that set each stage's new quantizer steps
     bn_batches: int = 8  # training batches that re-estimate BN statistics (trials with bn on)
 
     def __post_init__(self) -> None:
@@ -136,6 +137,28 @@ def _weights_key(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def run_flow(task: Task, stage: StageSettings, settings: TrialSettings, model: torch.nn.Module, *,
+             train_epoch: Callable[..., float] | None = None, on_stage=None,
+             resume: mqat.FlowState | None = None) -> mqat.MQATResult:
+    """What one trial computes: :func:`mqat.run_mqat` on the task's data with the trial's settings.
+
+    Everything fitted reads training images only: each stage's calibration of its new quantizers,
+    the BN re-estimation, QC and EMA (through ``train_epoch``, by default ``stage.images_per_epoch``
+    random training images). Validation images only score (each stage on ``stage.eval_images``,
+    the final model on all), so what ranks the trials never also fits them; test images are not
+    read here at all.
+    """
+    train_epoch = train_epoch or functools.partial(task.train_epoch, images=stage.images_per_epoch)
+    return mqat.run_mqat(
+        model, settings.plan, task.module_map, order=settings.order, train_epoch=train_epoch,
+        evaluate=task.evaluate, evaluate_stage=functools.partial(task.evaluate, images=stage.eval_images),
+        epochs_per_stage=settings.epochs_per_stage, ema=settings.ema, qc=settings.qc,
+        calibration_batches=task.train_batches(stage.calibration_batches),
+        bn_batches=task.train_batches(stage.bn_batches) if settings.bn else None,
+        seed=settings.seed, optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr),
+        on_stage=on_stage, resume=resume)
+
+
 def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     """Run MQAT for one trial configuration and report every stage to Tune."""
     from ray import tune
@@ -167,14 +190,7 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
                  "final": False}, files)
 
     start = time.perf_counter()
-    result = mqat.run_mqat(
-        model, settings.plan, task.module_map, order=settings.order, train_epoch=train_epoch,
-        evaluate=task.evaluate, evaluate_stage=functools.partial(task.evaluate, images=setup.stage.eval_images),
-        epochs_per_stage=settings.epochs_per_stage, ema=settings.ema, qc=settings.qc,
-        calibration_batches=task.sensitivity_batches(setup.stage.calibration_batches),
-        bn_batches=task.train_batches(setup.stage.bn_batches) if settings.bn else None,
-        seed=settings.seed, optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr),
-        on_stage=on_stage, resume=resume)
+    result = run_flow(task, setup.stage, settings, model, train_epoch=train_epoch, on_stage=on_stage, resume=resume)
     size = mqat.model_size(result.model, settings.plan, task.module_map)
     final = {**{f"metric/{k}": v for k, v in result.metrics.items()}, **result.final,
              "stage": len(result.stages), "stage_name": "final", "compression": size.compression,
