@@ -98,3 +98,33 @@ def test_roll_augmentation_is_an_exact_camera_roll():
     peak = rotated[0, 0].argmax()
     assert abs(int(peak % 64) + 0.5 - float(expected[0, 0, 0])) <= 1.5
     assert abs(int(peak // 64) + 0.5 - float(expected[0, 0, 1])) <= 1.5
+
+
+_RENDER_HASH = """
+import hashlib, torch
+from trainables.pose.dataset import RenderSpec, render_dataset
+data = render_dataset(RenderSpec(96, seed=3, size=64, occlusion=0.3), chunk=48, progress=False)
+digest = hashlib.sha256()
+for tensor in (data.images, data.R, data.t, data.bins):
+    digest.update(tensor.numpy().tobytes())
+print(torch.backends.cpu.get_cpu_capability(), digest.hexdigest())
+"""
+
+
+def test_a_data_set_renders_the_same_bytes_whatever_the_cpus_vector_kernels():
+    """Rows of the recorded table compare only if every machine renders the same images: the
+    renderer in torch's scalar kernels (what a CPU without AVX runs) and in this CPU's own."""
+    import os
+    import subprocess
+    import sys
+
+    def rendered(capability: str | None) -> tuple[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+        env.update({"ATEN_CPU_CAPABILITY": capability} if capability else {})
+        out = subprocess.run([sys.executable, "-c", _RENDER_HASH], env=env, capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        return tuple(out.stdout.split())  # type: ignore[return-value]
+
+    (native, native_hash), (scalar, scalar_hash) = rendered(None), rendered("default")
+    assert scalar == "DEFAULT" and native != scalar      # two kernel sets really ran
+    assert native_hash == scalar_hash

@@ -17,9 +17,9 @@ def project(points: Tensor, R: Tensor, t: Tensor, K: Tensor) -> Tensor:
     return uvw[..., :2] / uvw[..., 2:3]
 
 
-def random_rotations(count: int, generator: torch.Generator) -> Tensor:
+def random_rotations(count: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
     """Rotations drawn uniformly from SO(3) (normalised Gaussian quaternions)."""
-    q = torch.randn(count, 4, generator=generator)
+    q = torch.randn(count, 4, generator=generator, dtype=dtype)
     q = q / q.norm(dim=1, keepdim=True)
     w, x, y, z = q.unbind(1)
     return torch.stack([

@@ -15,7 +15,7 @@ from .render import render
 from .satellite import satellite
 
 #: Bump when the renderer's output changes, so old caches are not reused.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3  # 3: rendered in float64, the same bytes on every CPU
 BIN_NAMES = ("near", "medium", "far")
 
 
@@ -69,21 +69,22 @@ class RenderSpec:
 def sample_poses(spec: RenderSpec, count: int, generator: torch.Generator, diameter: float):
     """Uniform rotations; depths uniform within a random bin; centres jittered on the image."""
     focal = float(spec.size)
-    R = random_rotations(count, generator)
+    R = random_rotations(count, generator, dtype=torch.float64)
     bins = torch.randint(0, len(spec.spans), (count,), generator=generator)
     lo = torch.tensor([span_to_depth(s[1], focal=focal, size=spec.size, diameter=diameter)
-                       for s in spec.spans])
+                       for s in spec.spans], dtype=torch.float64)
     hi = torch.tensor([span_to_depth(s[0], focal=focal, size=spec.size, diameter=diameter)
-                       for s in spec.spans])
-    z = lo[bins] + (hi[bins] - lo[bins]) * torch.rand(count, generator=generator)
-    uv = (torch.rand(count, 2, generator=generator) * 2 - 1) * spec.centre_jitter * spec.size
+                       for s in spec.spans], dtype=torch.float64)
+    z = lo[bins] + (hi[bins] - lo[bins]) * torch.rand(count, generator=generator, dtype=torch.float64)
+    uv = (torch.rand(count, 2, generator=generator, dtype=torch.float64) * 2 - 1) * spec.centre_jitter * spec.size
     xy = uv * z.unsqueeze(1) / focal
     return R, torch.cat([xy, z.unsqueeze(1)], dim=1), bins
 
 
 def render_dataset(spec: RenderSpec, *, chunk: int = 128, progress: bool = True,
                    desc: str = "rendering") -> PoseData:
-    """Render ``spec.count`` images, chunk by chunk; deterministic for a given spec."""
+    """Render ``spec.count`` images, chunk by chunk; the same bytes for a given spec on every CPU
+    (poses and images are computed in float64, see ``render``; stored as uint8 and float32)."""
     from tqdm import tqdm
 
     diameter = satellite().diameter
@@ -95,7 +96,7 @@ def render_dataset(spec: RenderSpec, *, chunk: int = 128, progress: bool = True,
             g = torch.Generator().manual_seed(spec.seed * 1_000_003 + start)
             R, t, bins = sample_poses(spec, n, g, diameter)
             images = render(R, t, K, spec.size, generator=g, occlusion=spec.occlusion)
-            parts.append(((images * 255).round().to(torch.uint8), R, t, bins))
+            parts.append(((images * 255).round().to(torch.uint8), R.float(), t.float(), bins))
             bar.update(n)
     images, R, t, bins = (torch.cat(p) for p in zip(*parts))
     return PoseData(images, K.expand(spec.count, 3, 3).clone(), R, t, bins)

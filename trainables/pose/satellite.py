@@ -37,12 +37,12 @@ class ObjectModel:
     symmetric: bool = False
 
 
-def box_tensors(device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def box_tensors(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """The satellite's boxes as tensors: centres, half sizes, colours and body face tints."""
-    centres, halves, colours = (torch.tensor([b[i] for b in _BOXES], dtype=torch.float32, device=device)
+    centres, halves, colours = (torch.tensor([b[i] for b in _BOXES], dtype=dtype, device=device)
                                 for i in range(3))
     return {"centre": centres, "half": halves, "colour": colours,
-            "tint": torch.tensor(_BODY_FACE_TINT, dtype=torch.float32, device=device)}
+            "tint": torch.tensor(_BODY_FACE_TINT, dtype=dtype, device=device)}
 
 
 def _box_mesh(centre, half) -> tuple[np.ndarray, np.ndarray]:

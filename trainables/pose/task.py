@@ -180,11 +180,11 @@ class PoseTask:
         return pose_loss(model(batch[0]), batch[1])
 
     def sensitivity_batches(self, count: int = 4) -> list[tuple[Tensor, Tensor]]:
-        """Un-augmented validation batches with their keypoints (sensitivity, calibration)."""
+        """Un-augmented validation batches with their keypoints (the driver's sensitivity)."""
         return self._plain_batches(self.val_data, count)
 
     def train_batches(self, count: int = 8) -> list[tuple[Tensor, Tensor]]:
-        """Un-augmented training batches with their keypoints (BN re-estimation)."""
+        """Un-augmented training batches with their keypoints (calibration, BN re-estimation)."""
         return self._plain_batches(self.train_data, count)
 
     def _plain_batches(self, data: PoseData, count: int) -> list[tuple[Tensor, Tensor]]:
