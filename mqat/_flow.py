@@ -100,8 +100,9 @@ class StageResult:
 class MQATResult:
     """The flow's outcome. ``model`` is the one to deploy: the EMA model if EMA was on, its BN
     statistics re-estimated if asked, with QC folded in if QC was on. ``final`` holds
-    ``accuracy`` (of ``model``) and, where they apply, ``accuracy_raw``, ``accuracy_ema``,
-    ``accuracy_bn`` and ``accuracy_qc``, all scored by ``evaluate`` on the same images."""
+    ``accuracy`` (of ``model``, scored by ``evaluate``) and, where they apply, the candidates
+    ``accuracy_raw``, ``accuracy_ema``, ``accuracy_bn`` and ``accuracy_qc``: the last of them is
+    ``model``'s, the ones before it are scored by ``evaluate_stage`` (see ``_Flow.finalise``)."""
 
     model: nn.Module
     stages: list[StageResult]
@@ -296,20 +297,26 @@ class _Flow:
         self.on_stage(result)
 
     def finalise(self, *, qc: QCConfig | None, bn_batches: Sequence | None) -> MQATResult:
-        """The model to deploy: the raw or EMA model, BN re-estimated, QC folded; each scored."""
+        """The model to deploy: the raw or EMA model, BN re-estimated, QC folded; each scored.
+
+        As in the stages, only the model returned is scored with ``evaluate``; the candidates
+        before it (the raw model: its last stage's score; the EMA model before BN re-estimation or
+        QC; the BN re-estimated one before QC) inform, scored with ``evaluate_stage``."""
         last = self.results[-1]
-        model, final, metrics = self.model, {}, last.metrics
-        if self.shadow is not None or bn_batches or qc is not None:
-            _, metrics = _accuracy(self.evaluate, self.model)  # the same images as the rest
-        final["accuracy_raw"] = metrics["accuracy"]
+        model, final, metrics = self.model, {"accuracy_raw": last.accuracy}, last.metrics
+        steps = [name for name, on in (("ema", self.shadow is not None), ("bn", bool(bn_batches)),
+                                       ("qc", qc is not None)) if on]
+
+        def score(step: str) -> dict[str, float]:
+            return _accuracy(self.evaluate if step == steps[-1] else self.evaluate_stage, model)[1]
+
         if self.shadow is not None:
             model = self.shadow.module
-            _, metrics = _accuracy(self.evaluate, model)
-            final["accuracy_ema"] = metrics["accuracy"]
-            last.ema_accuracy = metrics["accuracy"]
+            metrics = score("ema")
+            final["accuracy_ema"] = last.ema_accuracy = metrics["accuracy"]
         if bn_batches:
             reestimate_bn(model, bn_batches, forward=self.forward)
-            _, metrics = _accuracy(self.evaluate, model)
+            metrics = score("bn")
             final["accuracy_bn"] = metrics["accuracy"]
         final["accuracy"] = metrics["accuracy"]
         if qc is not None:

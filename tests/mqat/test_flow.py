@@ -183,11 +183,18 @@ def test_final_candidates_are_scored_in_full_and_stages_cheaply(net, module_map)
     calls.clear()
     result = _run(type(net)(), module_map, task, evaluate=full, evaluate_stage=cheap,
                   ema=mqat.EMAConfig(decay=0.9), qc=mqat.QCConfig(), bn_batches=[task.x[:64]])
-    # three stages cheaply; then raw, EMA, BN re-estimated and QC models all on the same images
-    assert [c[0] for c in calls] == ["cheap", "cheap", "cheap", "full", "full", "full", "full"]
+    # three stages cheaply (the raw model's score is its last stage's); the EMA and BN re-estimated
+    # candidates cheaply too; only the QC model, the one returned, on all images
+    assert [c[0] for c in calls] == ["cheap", "cheap", "cheap", "cheap", "cheap", "full"]
     assert calls[-1][1] is result.model
     assert set(result.final) == {"accuracy", "accuracy_raw", "accuracy_ema", "accuracy_bn", "accuracy_qc"}
     assert result.final["accuracy"] == result.metrics["accuracy"] == result.final["accuracy_qc"]
+    calls.clear()
+    stages: list = []
+    result = _run(type(net)(), module_map, task, evaluate=full, evaluate_stage=cheap, bn_batches=[task.x[:64]],
+                  on_stage=stages.append)
+    assert [c[0] for c in calls] == ["cheap", "cheap", "cheap", "full"]   # BN re-estimated: returned
+    assert calls[-1][1] is result.model and result.final["accuracy_raw"] == stages[-1].accuracy
 
 
 class ShuffledTask(Task):
