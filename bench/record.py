@@ -2,23 +2,34 @@
 
 The grid: every plan of weight bits {2, 3, 4, 8} for the quickstart's three modules (64 plans),
 each with its six orders and the joint flow (every module at once, the same images in one stage):
-448 configurations, trained once each (the main set); then a repeat set, 40 of them trained with
-two more seeds each, that measures the noise. Every trial takes the quickstart's settings (task,
-FP model, 512 images per stage, stage scores on 500 validation images, final score on all 2,000)
-at the ILP seeds' fixed training settings: lr 1e-4, BN re-estimation on, EMA and QC off, no ONNX.
+448 configurations, trained once each (the main set, replicate 0); then a repeat set, 40 of them
+trained with two more seeds (replicates 1 and 2), that measures the noise. Every configuration
+trains as a trial of the search would (``trainables.trainable.run_flow``: the quickstart's task
+and stage settings, 512 images a stage, stage scores on 500 validation images, the final score
+on all 2,000) at the ILP seeds' fixed training settings: lr 1e-4, BN re-estimation on, EMA and QC
+off, no ONNX; then its model is scored on the test split, which no decision saw.
 
-The trials run through the project's own search (``run_search`` with the grid's configurations
-as its points), a chunk at a time. After each chunk every finished trial is scored on the test
-split and appended to ``bench/tables/pose-grid.jsonl``, one line a trial: the table is the
-durable record, so an interrupted recording loses at most its running chunk, and the next run
-continues with what the table lacks, over as many sessions as it takes.
+**Trained stage prefixes are shared.** All configurations of a replicate share its seed, and a
+stage's training depends only on that seed, the stage's index and the modules quantized so far
+with their bits (``run_mqat`` reseeds every stage; later modules' bits are not read before their
+stage), so configurations that begin alike (fpn at 2 bits, then head at 4, ...) train those
+stages once and resume from them (``run_mqat(resume=...)``): the main set's 384 ordered
+configurations take 12 first, 96 second and 384 third stages (492 where 1,152 were trained
+before), its 64 joint flows one (three-epoch) stage each. Configurations sharing a prefix share
+its noise too (common random numbers); the repeat set's other seeds measure that noise. A row's
+``seconds`` is what an uninterrupted trial would have taken: its stages' seconds (each measured
+when it was trained) plus its own final BN re-estimation and scoring.
 
-Pretraining is seeded but not bit-reproducible across CPUs (the same seed gave ADD 0.387 on an
-Intel machine and 0.357 on an AMD EPYC), so the table names its FP model by hash and a run whose
-pretraining gives another refuses to add to it (exit 2). Once pretrained, the FP model is kept
-beside the table (``pose-grid.fp.pt``, 4.8 MB: out of git, which holds no checkpoints), and
-the next runs on this machine start from it. The rendered data's hashes are kept in the meta
-too: a machine that renders other images refuses alike.
+The work is cut into jobs, each the configurations of one replicate that begin with the same
+stage (or a few joint flows), run by worker processes of one thread each; a finished job's rows
+are appended to ``pose-grid.jsonl`` (one line a configuration, with the CPU it ran on) and the
+meta updated, so an interrupted recording loses at most its running jobs, and the next run
+continues with what the table lacks, over as many sessions and machines as it takes.
+
+The FP model is part of the table (``pose-grid.fp.pt``, committed beside it: seeded pretraining
+is not bit-reproducible across CPUs, so no other machine could make it again); the meta names its
+hash and a run with another refuses (exit 2). The rendered data's hashes are in the meta too
+(rendering is bit-stable across CPUs: ``trainables.pose.render``); other images are refused alike.
 """
 from __future__ import annotations
 
@@ -28,21 +39,16 @@ import itertools
 import json
 import os
 import random
-import shutil
+import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-TABLE = ROOT / "tables" / "pose-grid.jsonl"
-META = ROOT / "tables" / "pose-grid.json"
-#: what a replay needs besides the rows, to run the search's own seeding: the sensitivity table
-#: and each module's weight count (the ILP's costs), fixed by the FP model
-PRIORS = ROOT / "tables" / "pose-grid.priors.json"
-#: the FP model every trial of the table starts from (see the module's docstring)
-FP_CHECKPOINT = ROOT / "tables" / "pose-grid.fp.pt"
+TABLES = ROOT / "tables"
+NAME = "pose-grid"
 QUICKSTART = ROOT.parent / "configs" / "quickstart.yaml"
 MODULES = ("backbone", "fpn", "head")
 BITS = (2, 3, 4, 8)
@@ -50,11 +56,36 @@ LR = 1e-4
 REPEATS = 40          # configurations of the repeat set
 REPEAT_SEEDS = 2      # extra seeds each: with the main set's, three per configuration
 JOINT = "uniform"
+JOINT_PER_JOB = 8     # joint flows a job runs (ordered configurations go by shared first stage)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The table's files: rows, meta, the search's priors (sensitivity and weight counts, what a
+    replay needs to seed as the search does) and the FP model every row starts from."""
+
+    folder: Path = TABLES
+
+    @property
+    def table(self) -> Path:
+        return self.folder / f"{NAME}.jsonl"
+
+    @property
+    def meta(self) -> Path:
+        return self.folder / f"{NAME}.json"
+
+    @property
+    def priors(self) -> Path:
+        return self.folder / f"{NAME}.priors.json"
+
+    @property
+    def fp_checkpoint(self) -> Path:
+        return self.folder / f"{NAME}.fp.pt"
 
 
 def grid() -> list[dict[str, Any]]:
-    """Every configuration of the main set, in a fixed order: plans shuffled (seeded), so that a
-    table still being recorded covers the range of compression evenly, each plan's orders together."""
+    """Every configuration of the main set, in a fixed order: plans shuffled (seeded), each
+    plan's orders together."""
     orders = [">".join(p) for p in itertools.permutations(MODULES)] + [JOINT]
     plans = list(itertools.product(BITS, repeat=len(MODULES)))
     random.Random(0).shuffle(plans)
@@ -71,30 +102,65 @@ def repeat_set() -> list[dict[str, Any]]:
     return random.Random(0).sample(grid(), REPEATS)
 
 
-def todo(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+def replicate_seed(replicate: int) -> int:
+    """Every configuration of a replicate trains from this seed (so that prefixes are shared)."""
+    return replicate
+
+
+def todo(rows: list[dict[str, Any]], replicates: tuple[int, ...] | None = None) -> list[tuple[int, dict[str, Any]]]:
     """(replicate, point) pairs the table lacks: the main set (replicate 0) first, then the repeats."""
     done = {(r["replicate"], r["config"]) for r in rows}
     wanted = [(0, p) for p in grid()] + [(k, p) for k in range(1, REPEAT_SEEDS + 1) for p in repeat_set()]
-    return [(k, p) for k, p in wanted if (k, key(p)) not in done]
+    return [(k, p) for k, p in wanted if (k, key(p)) not in done and (replicates is None or k in replicates)]
 
 
-def read_table(path: Path = TABLE) -> list[dict[str, Any]]:
+def prefixes(point: dict[str, Any]) -> list[tuple[tuple[str, int], ...]]:
+    """The stage prefixes a configuration trains, shortest first: ``((fpn, 2),)``, then
+    ``((fpn, 2), (head, 4))``...; the joint flow's one stage is its own (the whole plan)."""
+    bits = [(m, point[f"bits_{m}"]) for m in MODULES]
+    if point["order"] == JOINT:
+        return [(("joint", 0), *bits)]
+    steps = [(m, point[f"bits_{m}"]) for m in point["order"].split(">")]
+    return [tuple(steps[:k + 1]) for k in range(len(steps))]
+
+
+def stage_trainings(pending: list[tuple[int, dict[str, Any]]]) -> int:
+    """How many stages recording ``pending`` trains with prefixes shared (a joint flow's one)."""
+    return len({(k, prefix) for k, p in pending for prefix in prefixes(p)})
+
+
+def jobs(pending: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, dict[str, Any]]]]:
+    """``pending`` cut into jobs: the ordered configurations of a replicate that share their first
+    stage (in an order where each shares its longest prefix with the one before), and joint
+    flows a few at a time; jobs that begin with other modules and bits interleaved."""
+    groups: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+    joint: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for k, p in pending:
+        if p["order"] == JOINT:
+            joint.setdefault(k, []).append((k, p))
+        else:
+            groups.setdefault((k, prefixes(p)[0]), []).append((k, p))
+    out = [sorted(g, key=lambda item: prefixes(item[1])[-1]) for _, g in sorted(groups.items())]
+    random.Random(0).shuffle(out)  # a table still being recorded covers the range of compression
+    for k, points in sorted(joint.items()):
+        out += [points[i:i + JOINT_PER_JOB] for i in range(0, len(points), JOINT_PER_JOB)]
+    return sorted(out, key=lambda job: job[0][0])  # replicate 0 first
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def recording_config(output_dir: Path, cache_dir: Path):
+def recording_config(output_dir: Path, cache_dir: Path, paths: Paths = Paths()):
     """The quickstart's config with the grid's fixed settings, from the table's FP model once it
     has one."""
     from search.config import SchedulerConfig, load_config
 
     config = load_config(QUICKSTART)
-    # the table's FP model was pretrained before pretraining re-estimated BN statistics: the same
-    # pretraining, so that a machine of the table's kind gives the table's model again
-    config = replace(config, pretrain=replace(config.pretrain, reestimate_bn=False))
-    if FP_CHECKPOINT.is_file():
-        config = replace(config, pretrain=replace(config.pretrain, checkpoint=str(FP_CHECKPOINT)))
+    if paths.fp_checkpoint.is_file():
+        config = replace(config, pretrain=replace(config.pretrain, checkpoint=str(paths.fp_checkpoint)))
     space = replace(config.space, order="search", joint=True, weight_bits=BITS, ema=False, qc=False, bn=True,
                     lr=(LR, LR), epochs_per_stage=1)
     search = replace(config.search, ilp_seeds=False, sampler="random", objectives=("accuracy", "compression"),
@@ -103,45 +169,76 @@ def recording_config(output_dir: Path, cache_dir: Path):
                    space=space, search=search, tracking=replace(config.tracking, enabled=False))
 
 
-def _reports(trial_dir: Path) -> list[dict[str, Any]]:
-    result = trial_dir / "result.json"
-    return [json.loads(x) for x in result.read_text().splitlines() if x.strip()] if result.is_file() else []
+def trial_point(replicate: int, point: dict[str, Any]) -> dict[str, Any]:
+    """The search-space point a configuration is, with the grid's fixed settings."""
+    return {**point, "act_bits": 8, "ema": False, "qc": False, "bn": True, "lr": LR, "epochs_per_stage": 1,
+            "seed": replicate_seed(replicate)}
 
 
-def _stages(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each stage report kept short: its name, accuracy (on the stage's validation images),
-    compression and seconds; a rerun stage (a retried trial) counts once, the last."""
-    stages: dict[int, dict[str, Any]] = {}
-    for r in reports:
-        if not r.get("final") and "stage" in r:
-            stages[int(r["stage"])] = {"stage": int(r["stage"]), "name": r.get("name"),
-                                       "accuracy": r.get("accuracy"), "compression": r.get("compression"),
-                                       "seconds": r.get("seconds")}
-    return [stages[k] for k in sorted(stages)]
+class Recorder:
+    """Trains configurations on one task, sharing trained stage prefixes (see the module's
+    docstring); one per worker process."""
 
+    def __init__(self, task, fp_state, stage):
+        self.task, self.fp_state, self.stage = task, fp_state, stage
+        self.trained: dict[tuple[int, tuple], Any] = {}  # (replicate, prefix) -> FlowState after it
 
-def table_row(replicate: int, point: dict[str, Any], row: dict[str, Any], task) -> dict[str, Any]:
-    """One line of the table, the test split scored here (no search decision saw it)."""
-    from search.held_out import final_model
+    def row(self, replicate: int, point: dict[str, Any]) -> dict[str, Any]:
+        """One line of the table: the configuration trained (resuming from its longest trained
+        prefix), scored on validation and then on the test split."""
+        from spaces import trial_settings
+        from trainables.trainable import run_flow
 
-    trial_dir = Path(row["path"]) if row.get("path") else None
-    reports = _reports(trial_dir) if trial_dir else []
-    final = reports[-1] if reports and reports[-1].get("final") else {}
-    out = {"config": key(point), "replicate": replicate, **point, "seed": row.get("seed"),
-           "status": row["status"], "error": row.get("error"),
-           "stages": _stages(reports), "val_accuracy": row.get("accuracy"), "val_accuracy_se": row.get("accuracy_se"),
-           "test_accuracy": None, "test_accuracy_se": None, "compression": row.get("compression"),
-           "model_bytes": row.get("model_bytes"), "seconds": final.get("time_mqat_s"), "test_seconds": None}
-    if row.get("test_accuracy") is not None:  # a front model: the search scored it already
-        out.update(test_accuracy=row["test_accuracy"], test_accuracy_se=row.get("test_accuracy_se"))
+        out = {"config": key(point), "replicate": replicate, **point, "seed": replicate_seed(replicate),
+               "status": "finished", "error": None, "machine": machine()}
+        try:
+            settings = trial_settings(trial_point(replicate, point), MODULES)
+            steps = prefixes(point)
+            shared = next((k for k in range(len(steps) - 1, 0, -1) if (replicate, steps[k - 1]) in self.trained), 0)
+
+            def keep(result) -> None:
+                if result.state is not None and result.stage < len(steps) - 1:
+                    self.trained[(replicate, steps[result.stage])] = result.state
+
+            model = self.task.build_model()
+            model.load_state_dict(self.fp_state)
+            resume = self.trained.get((replicate, steps[shared - 1])) if shared else None
+            start = time.perf_counter()
+            result = run_flow(self.task, self.stage, settings, model, on_stage=keep, resume=resume)
+            elapsed = time.perf_counter() - start
+            trained_now = sum(s.seconds for s in result.stages[shared:])
+            test_start = time.perf_counter()
+            test = self.task.evaluate(result.model, split="test")
+            out.update(stages=[{"stage": s.stage, "name": s.name, "accuracy": s.accuracy,
+                                "compression": s.compression, "seconds": s.seconds} for s in result.stages],
+                       val_accuracy=result.final["accuracy"], val_accuracy_se=result.metrics.get("accuracy_se"),
+                       test_accuracy=float(test["accuracy"]), test_accuracy_se=test.get("accuracy_se"),
+                       compression=result.stages[-1].compression, model_bytes=result.stages[-1].model_bytes,
+                       seconds=sum(s.seconds for s in result.stages) + elapsed - trained_now,
+                       test_seconds=round(time.perf_counter() - test_start, 2), stages_shared=shared)
+        except Exception as err:  # noqa: BLE001 - a failing configuration fails alone, recorded
+            out.update(status="failed", error=f"{type(err).__name__}: {err}".splitlines()[0])
         return out
-    model = final_model(trial_dir, task) if trial_dir and row["status"] == "finished" else None
-    if model is not None:
-        start = time.perf_counter()
-        metrics = task.evaluate(model, split="test")
-        out.update(test_accuracy=float(metrics["accuracy"]), test_accuracy_se=metrics.get("accuracy_se"),
-                   test_seconds=round(time.perf_counter() - start, 2))
-    return out
+
+
+_RECORDER: Recorder | None = None
+
+
+def _start_worker(config, fp_state) -> None:
+    """A worker process: one thread, as a trial of the search gets one CPU."""
+    import torch
+
+    global _RECORDER
+    torch.set_num_threads(1)
+    _RECORDER = Recorder(config.task_instance(progress=False), fp_state, config.search.stage)
+
+
+def _run_job(job: list[tuple[int, dict[str, Any]]]) -> tuple[list[dict[str, Any]], float]:
+    assert _RECORDER is not None
+    began = time.time()
+    rows = [_RECORDER.row(k, p) for k, p in job]
+    _RECORDER.trained.clear()  # the next job begins with another stage
+    return rows, began
 
 
 def _fp_hash(prepared) -> str:
@@ -170,32 +267,31 @@ def _check_meta(prepared, meta: dict[str, Any]) -> dict[str, Any]:
     data = data_hashes(prepared.checked.task)
     if meta.get("fp") and meta["fp"]["hash"] != fp["hash"]:
         raise TableMismatch(f"this run's FP model ({fp}) is not the table's ({meta['fp']}): "
-                            f"continue on a machine whose pretraining gives the table's model (or with its "
-                            f"{FP_CHECKPOINT.name}), or start a new table")
+                            f"record from the table's {NAME}.fp.pt, or start a new table")
     if meta.get("data") and meta["data"] != data:
         raise TableMismatch(f"this machine rendered other images ({data}) than the table's ({meta['data']}): "
-                            "the rows would not compare; start a new table here")
+                            "the rows would not compare")
     return {**meta, "fp": meta.get("fp") or fp, "data": data}
 
 
-def keep_fp_model(prepared) -> None:
+def keep_fp_model(prepared, paths: Paths = Paths()) -> None:
     """Save the FP model beside the table, once (see the module's docstring)."""
-    if not FP_CHECKPOINT.is_file():
+    if not paths.fp_checkpoint.is_file():
         import torch
 
-        FP_CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(prepared.fp_state, FP_CHECKPOINT)
+        paths.folder.mkdir(parents=True, exist_ok=True)
+        torch.save(prepared.fp_state, paths.fp_checkpoint)
 
 
-def save_priors(prepared) -> None:
+def save_priors(prepared, paths: Paths = Paths()) -> None:
     checked = prepared.checked
     priors = {"fp_hash": _fp_hash(prepared), "sensitivity": prepared.table.to_dict(),
               "weight_counts": checked.weight_counts, "fp_weights": checked.fp_weights,
               "max_compression": checked.max_compression}
-    PRIORS.write_text(json.dumps(priors, indent=1) + "\n")
+    paths.priors.write_text(json.dumps(priors, indent=1) + "\n")
 
 
-def _machine() -> str:
+def machine() -> str:
     """The CPU the trials ran on (rows of one table may come from several)."""
     import platform
 
@@ -205,93 +301,100 @@ def _machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
-def _save_meta(meta: dict[str, Any]) -> None:
-    META.parent.mkdir(parents=True, exist_ok=True)
-    META.write_text(json.dumps(meta, indent=1) + "\n")
+def _code_version() -> str:
+    """The commit of the code that records (its working tree, if it has uncommitted changes)."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+                             check=False)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _new_meta(config) -> dict[str, Any]:
+    return {"grid": {"modules": list(MODULES), "bits": list(BITS), "orders": "six orders and the joint flow (uniform)",
+                     "configurations": len(grid()), "repeat_set": REPEATS, "repeat_seeds": REPEAT_SEEDS},
+            "settings": {"config": "configs/quickstart.yaml", "lr": LR, "bn": True, "ema": False, "qc": False,
+                         "onnx": False, "images_per_epoch": config.search.stage.images_per_epoch,
+                         "stage_eval_images": config.search.stage.eval_images,
+                         "seeds": "replicate k trains every configuration from seed k; stage prefixes shared"},
+            "seconds_note": "seconds of one thread, two workers on a 2-core machine; a row's seconds are its "
+                            "stages' (each measured when trained) plus its own final BN re-estimation and scoring",
+            "command": "python -m bench.record", "sessions": []}
+
+
+def _save_meta(meta: dict[str, Any], paths: Paths) -> None:
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    paths.meta.write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def _log(*args) -> None:
-    """Print a line now. (Tune pickles the search's callbacks, the logger among them, by reference:
-    after the first search of a process ``builtins.print`` is no longer the object Tune finds.)"""
     print(*args, flush=True)
 
 
-def record(*, chunk: int, limit: int | None, output_dir: Path, cache_dir: Path, log=_log) -> int:
-    """Run the configurations the table lacks, a chunk at a time; returns how many were recorded."""
-    from search.prepare import check, prepare
-    from search.run import run_search
+def record(*, workers: int, limit: int | None, replicates: tuple[int, ...] | None, output_dir: Path,
+           cache_dir: Path, paths: Paths = Paths(), log=_log) -> int:
+    """Record the configurations the table lacks, job by job; returns how many were recorded."""
+    import multiprocessing
 
-    config = recording_config(output_dir, cache_dir)
-    rows = read_table()
-    pending = todo(rows)
-    if limit is not None:
-        pending = pending[:limit]
-    meta = json.loads(META.read_text()) if META.is_file() else {
-        "grid": {"modules": list(MODULES), "bits": list(BITS), "orders": "six orders and the joint flow (uniform)",
-                 "configurations": len(grid()), "repeat_set": REPEATS, "repeat_seeds": REPEAT_SEEDS},
-        "settings": {"config": "configs/quickstart.yaml", "lr": LR, "bn": True, "ema": False, "qc": False,
-                     "onnx": False, "images_per_epoch": config.search.stage.images_per_epoch,
-                     "stage_eval_images": config.search.stage.eval_images, "max_concurrent": 2},
-        "seconds_note": "wall-clock seconds on 2 cores, two trials at a time; other work sometimes shared the cores",
-        "command": "python -m bench.record", "sessions": []}
-    log(f"[record] table {TABLE}: {len(rows)} rows; {len(todo(rows))} to go; this run: {len(pending)}")
+    from search.prepare import check, prepare
+
+    config = recording_config(output_dir, cache_dir, paths)
+    rows = read_table(paths.table)
+    pending = todo(rows, replicates)[:limit]
+    meta = json.loads(paths.meta.read_text()) if paths.meta.is_file() else _new_meta(config)
+    log(f"[record] table {paths.table}: {len(rows)} rows; {len(todo(rows))} to go; this run: {len(pending)} "
+        f"configurations, {stage_trainings(pending)} stage trainings")
     prepared = prepare(config, check(config, progress=False), progress=False, log=log)  # cached after once
     meta = _check_meta(prepared, meta)
-    keep_fp_model(prepared)
+    keep_fp_model(prepared, paths)
+    save_priors(prepared, paths)
     meta.setdefault("machines", [])
-    if _machine() not in meta["machines"]:
-        meta["machines"].append(_machine())
-    save_priors(prepared)
-    task = prepared.checked.task
+    if machine() not in meta["machines"]:
+        meta["machines"].append(machine())
+    meta["code"] = sorted(set(meta.get("code", [])) | {_code_version()})
+    _save_meta(meta, paths)
     recorded = 0
-    for start in range(0, len(pending), chunk):
-        part = pending[start:start + chunk]
-        began = time.time()
-        # each chunk its own search seed, from the table's size: every trial seed is recorded
-        seed = len(rows) + recorded
-        run = replace(config, search=replace(config.search, seed=seed, num_samples=len(part)))
-        result = run_search(run, points=[{**p, "lr": LR} for _, p in part], progress=False, log=log)
-        waiting: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        for k, p in part:  # a repeat's two seeds may share a chunk
-            waiting.setdefault(key(p), []).append((k, p))
-        lines = []
-        for row in result.rows:
-            order, bits = row.get("order"), json.loads(row["plan"])["weight_bits"]
-            name = f"{order} {'-'.join(str(bits[m]) for m in MODULES)}" if bits else None
-            if waiting.get(name):
-                lines.append(table_row(*waiting[name].pop(0), row, task))
-        with TABLE.open("a") as f:
-            for line in lines:
-                f.write(json.dumps(line) + "\n")
-        recorded += len(lines)
-        wall = time.time() - began
-        meta.setdefault("sessions", []).append({"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(began)),
-                                                "trials": len(lines), "wall_s": round(wall, 1),
-                                                "machine": _machine()})
-        meta["wall_s_total"] = round(sum(s["wall_s"] for s in meta["sessions"]), 1)
-        meta["rows"] = len(rows) + recorded
-        _save_meta(meta)
-        shutil.rmtree(result.path, ignore_errors=True)  # checkpoints: the table keeps what matters
-        log(f"[record] {len(rows) + recorded} rows; chunk of {len(lines)} in {wall / 60:.1f} min "
-            f"({wall / max(1, len(lines)):.0f} s a trial); {len(todo(read_table()))} to go")
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_start_worker, initargs=(config, prepared.fp_state)) as pool:
+        for lines, began in pool.imap_unordered(_run_job, jobs(pending)):
+            with paths.table.open("a") as f:
+                for line in lines:
+                    f.write(json.dumps(line) + "\n")
+            recorded += len(lines)
+            wall = time.time() - began
+            meta["sessions"].append({"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(began)),
+                                     "trials": len(lines), "wall_s": round(wall, 1), "machine": machine()})
+            meta["rows"] = len(rows) + recorded
+            _save_meta(meta, paths)
+            failed = sum(line["status"] != "finished" for line in lines)
+            log(f"[record] {len(rows) + recorded} rows; a job of {len(lines)} ({failed} failed) in {wall / 60:.1f} "
+                f"min; {len(todo(read_table(paths.table)))} to go")
     return recorded
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.record", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chunk", type=int, default=24, help="configurations per search (default 24)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (default 2)")
     parser.add_argument("--limit", type=int, help="record at most this many configurations, then stop")
+    parser.add_argument("--replicates", type=int, nargs="+", help="only these replicates (0: the main set)")
+    parser.add_argument("--tables", type=Path, default=TABLES, help="the table's folder (default bench/tables)")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "runs" / "record")
     parser.add_argument("--cache-dir", type=Path, default=ROOT.parent / "data",
-                        help="rendered data and the FP model (default: the quickstart's data/)")
+                        help="rendered data (default: the quickstart's data/)")
     args = parser.parse_args(argv)
-    if args.chunk < 1 or (args.limit is not None and args.limit < 1):
-        print("bench.record: error: --chunk and --limit must be at least 1", file=sys.stderr)
+    if args.workers < 1 or (args.limit is not None and args.limit < 1):
+        print("bench.record: error: --workers and --limit must be at least 1", file=sys.stderr)
+        return 2
+    if args.replicates and not set(args.replicates) <= set(range(REPEAT_SEEDS + 1)):
+        print(f"bench.record: error: --replicates must be among 0..{REPEAT_SEEDS}, but got {args.replicates}",
+              file=sys.stderr)
         return 2
     try:
-        record(chunk=args.chunk, limit=args.limit, output_dir=args.output_dir, cache_dir=args.cache_dir)
-    except TableMismatch as err:  # another FP model than the table's: nothing appended
+        record(workers=args.workers, limit=args.limit, replicates=tuple(args.replicates) if args.replicates else None,
+               output_dir=args.output_dir, cache_dir=args.cache_dir, paths=Paths(args.tables))
+    except TableMismatch as err:  # another FP model or other images than the table's: nothing appended
         print(f"bench.record: error: {err}", file=sys.stderr)
         return 2
     return 0

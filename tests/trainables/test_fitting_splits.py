@@ -5,6 +5,7 @@ a fit on them (calibration of quantizer steps, BN re-estimation, QC, EMA), and f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 import torch
@@ -28,7 +29,7 @@ class MarkedTask(BaseTask):
     """Two-class blobs; each split's images shifted by its mark, undone inside the network."""
 
     Config = MarkedConfig
-    modules = {"stem": ["stem."], "body": ["body."], "head": ["head."]}
+    modules: ClassVar[dict[str, list[str]]] = {"stem": ["stem."], "body": ["body."], "head": ["head."]}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
