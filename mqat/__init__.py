@@ -29,7 +29,7 @@ from ._export import PackedModel, export_packed, load_packed
 from ._files import atomic_write
 from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat, train_qc
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
-from ._latency import RUNTIMES, Latency, onnx_latencies, onnx_latency, runtime_available
+from ._latency import RUNTIMES, Latency, onnx_latencies, onnx_latency, resolve_runtime, runtime_available
 from ._latency import runner as onnx_runner
 from ._layers import QuantConv2d, QuantLinear
 from ._lsq import LSQQuantizer, lsq_fake_quant, quant_range
@@ -88,6 +88,7 @@ __all__ = [
     "quantize_",
     "quantized_layers",
     "reestimate_bn",
+    "resolve_runtime",
     "run_mqat",
     "runtime_available",
     "seed_everything",

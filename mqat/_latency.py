@@ -40,7 +40,19 @@ def providers(device: str = "auto") -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
-RUNTIMES = ("onnxruntime", "openvino")
+RUNTIMES = ("auto", "onnxruntime", "openvino")
+
+
+def resolve_runtime(runtime: str = "auto", device: str = "auto") -> str:
+    """The runtime ``"auto"`` stands for: OpenVINO on a CPU where it is installed (it runs QDQ
+    models through int8 kernels, where ONNX Runtime's CPU provider ran the quickstart's front
+    slower than its FP model), ONNX Runtime on a GPU node (its CUDA or TensorRT provider) or where
+    OpenVINO is missing. Other names are returned as they are."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {list(RUNTIMES)}, but got {runtime!r}")
+    if runtime != "auto":
+        return runtime
+    return "openvino" if device != "cuda" and runtime_available("openvino") else "onnxruntime"
 
 
 def _onnxruntime(path, threads: int, device: str):
@@ -73,8 +85,7 @@ def runner(path: str | os.PathLike, *, runtime: str = "onnxruntime", threads: in
     (see :func:`onnx_latency`, which times it), on a float32 array of one input batch.
     ``float_precision`` (OpenVINO only, e.g. ``"f32"``): the precision of its float layers, its
     own default (bf16 on CPUs that have it) if None."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {list(RUNTIMES)}, but got {runtime!r}")
+    runtime = resolve_runtime(runtime, device)
     if runtime == "openvino" and (device == "cuda" or not runtime_available("openvino")):
         if device != "cuda":
             warnings.warn("OpenVINO is not installed (pip install openvino): timing in ONNX Runtime instead",
@@ -98,9 +109,9 @@ def onnx_latency(path: str | os.PathLike, input_shape: Sequence[int], *, batch_s
     untimed ones) on random float inputs of ``input_shape`` (without its batch dimension).
 
     ``runtime``: ``"onnxruntime"`` (its provider the first :func:`providers` gives: TensorRT or
-    CUDA on a GPU node) or ``"openvino"`` (its CPU plugin, which runs QDQ models with int8 kernels;
+    CUDA on a GPU node), ``"openvino"`` (its CPU plugin, which runs QDQ models with int8 kernels;
     where OpenVINO is not installed, ONNX Runtime times the model instead, with a warning, and the
-    provider says so). Intra- and inter-op threads are fixed to ``threads``, so trials sharing a
+    provider says so) or ``"auto"`` (:func:`resolve_runtime`: OpenVINO on a CPU that has it). Intra- and inter-op threads are fixed to ``threads``, so trials sharing a
     machine measure alike.
 
     Example::

@@ -31,7 +31,7 @@ class DeploySettings:
 
     onnx: bool = True            # export the final model as ONNX (QDQ) and time it
     layout: str = "speed"        # speed (int8 kernels) or size (int4 for 2-4 bits): mqat.export_onnx
-    runtime: str = "onnxruntime"  # or openvino: where the latency is measured (mqat.onnx_latency)
+    runtime: str = "auto"        # openvino (a CPU that has it) or onnxruntime: mqat.resolve_runtime
     latency_batch: int = 8       # a second batch size timed beside batch 1
     latency_runs: int = 20       # timed runs per batch size (the median is reported)
     latency_threads: int = 1     # the runtime's intra- and inter-op threads

@@ -295,6 +295,18 @@ def test_openvino_runs_the_export_as_onnx_runtime_does_and_times_it(tmp_path, la
         mqat.onnx_latency(tmp_path / "m.onnx", (3, 8, 8), runtime="tensorrt")
 
 
+def test_the_auto_runtime_is_openvino_on_a_cpu_that_has_it_and_onnx_runtime_elsewhere(monkeypatch):
+    from mqat import _latency
+
+    assert mqat.resolve_runtime("auto", "cpu") == "openvino"        # the set-up installs it
+    assert mqat.resolve_runtime("auto", "cuda") == "onnxruntime"    # its CUDA or TensorRT provider
+    assert mqat.resolve_runtime("onnxruntime", "cpu") == "onnxruntime"
+    monkeypatch.setattr(_latency, "runtime_available", lambda name: False)
+    assert mqat.resolve_runtime("auto", "cpu") == "onnxruntime"
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        mqat.resolve_runtime("tensorrt")
+
+
 def test_a_missing_openvino_falls_back_to_onnx_runtime_and_says_so(tmp_path, monkeypatch):
     from mqat import _latency
 
