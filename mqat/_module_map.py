@@ -101,9 +101,12 @@ class ModuleMap:
 
     def fixed_fp_layers(self, model: nn.Module) -> set[str]:
         """Names of layers kept at full precision by the ``fp_first_last`` switch."""
-        if not self.fp_first_last:
-            return set()
-        names = [n for n, _ in self.quantizable(model)]
+        return self.first_and_last(model) if self.fp_first_last else set()
+
+    @staticmethod
+    def first_and_last(model: nn.Module) -> set[str]:
+        """The names of the network's first and last conv or linear layers (in model order)."""
+        names = [n for n, mod in model.named_modules() if isinstance(mod, QUANTIZABLE)]
         return {names[0], names[-1]} if names else set()
 
     def check_plan(self, plan: BitPlan) -> None:

@@ -50,11 +50,19 @@ def _layers(args: argparse.Namespace) -> int:
     model, module_map = task.build_model(), task.module_map
     fixed = module_map.fixed_fp_layers(model)
     print(f"{'layer':<40} {'type':<7} {'weights':>10}  module")
+    counts = dict.fromkeys(module_map.names, 0)
     for name, layer in module_map.quantizable(model):
         owners = module_map.owners(name)
         owner = ", ".join(owners) if owners else "(none: add a prefix for it)"
         kept = "  (kept at full precision: first/last layer)" if name in fixed else ""
         print(f"{name:<40} {type(layer).__name__:<7} {layer.weight.numel():>10,}  {owner}{kept}")
+        if len(owners) == 1 and not kept:
+            counts[owners[0]] += layer.weight.numel()
+    if sum(counts.values()):
+        from .prepare import module_shares
+
+        fp = sum(layer.weight.numel() for name, layer in module_map.quantizable(model) if name in fixed)
+        print(module_shares(counts, fp, module_map.prefixes))
     return 0
 
 

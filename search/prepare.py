@@ -44,11 +44,17 @@ class Prepared:
 def check(config: Config, *, progress: bool = True) -> Checked:
     """Validate what a config implies without writing anything; ConfigError on bad input."""
     task = config.task_instance(progress=progress)
-    model = task.build_model()
     try:
+        model = task.build_model()
         counts, fp_weights = weight_counts(model, task.module_map)
     except ValueError as err:  # a layer in no module or in two: the task's module map is bad input
         raise ConfigError(f"task {config.task_name!r}: its module map does not fit its model: {err}") from None
+    empty = [m for m, n in counts.items() if n == 0]
+    if empty:
+        kept = " (its layers are the network's first or last, kept at full precision: fp_first_last)" \
+            if task.module_map.fp_first_last else ""
+        raise ConfigError(f"task {config.task_name!r}: module(s) {empty} hold no quantized weight{kept}, so their "
+                          f"bits would change nothing: give them other layers (mqat layers lists them) or merge them")
     choices = list(config.space.weight_bits)
     top = mqat.max_compression(counts, choices, fp_weights=fp_weights)
     for target in config.search.targets:
@@ -177,15 +183,25 @@ def format_pretrain(result, metric) -> str:
     return "\n".join(lines)
 
 
+def module_shares(counts: dict[str, int], fp_weights: int, prefixes: dict[str, tuple[str, ...]]) -> str:
+    """Each module's share of the quantized weights (what its bits act on) and its prefixes; the
+    weights kept at full precision whatever the plan, as a share of all."""
+    quantized = sum(counts.values())
+    lines = ["modules (layer-name prefixes) and their share of the quantized weights:"]
+    lines += [f"  {m:<10} {n / quantized:6.1%}  {', '.join(p.rstrip('.') for p in prefixes[m])}"
+              for m, n in counts.items()]
+    if fp_weights:
+        lines.append(f"  kept at full precision: the first and last layers, {fp_weights / (quantized + fp_weights):.1%} "
+                     "of all weights")
+    return "\n".join(lines)
+
+
 def describe(prepared: Prepared) -> str:
     """The sensitivity table and the ILP plans, as ``mqat plan`` prints them."""
     counts, fp = prepared.checked.weight_counts, prepared.checked.fp_weights
     total = sum(counts.values()) + fp
     prefixes = prepared.checked.task.module_map.prefixes
-    lines = ["modules (layer-name prefixes) and their share of the weights:"]
-    lines += [f"  {m:<10} {n / total:6.1%}  {', '.join(p.rstrip('.') for p in prefixes[m])}" for m, n in counts.items()]
-    if fp:
-        lines.append(f"  {'(FP)':<10} {fp / total:6.1%}  the first and last layers, kept at full precision")
+    lines = [module_shares(counts, fp, prefixes)]
     lines += [str(prepared.table), "ILP plans (least summed sensitivity meeting each target):"]
     for target, plan in prepared.plans.items():
         cf = 32 * total / (sum(plan.weight_bits[m] * n for m, n in counts.items()) + 32 * fp)

@@ -67,6 +67,36 @@ def test_the_auto_map_cuts_the_blocks_into_three_modules_of_near_equal_weight():
     assert [n for n, _ in blocks(wrapped)] == ["0.0", "0.1", "0.2", "0.3", "0.4", "0.5", "1"]  # one big wrapper opened
 
 
+NETWORKS = [("torchvision.models:resnet18", {}), ("torchvision.models:mobilenet_v3_small", {}),
+            ("timm:create_model", {"model_name": "resnet10t"}), ("timm:create_model", {"model_name": "convnext_atto"})]
+
+
+@pytest.mark.parametrize("path, args", NETWORKS, ids=["resnet18", "mobilenet_v3_small", "timm-resnet10t",
+                                                      "timm-convnext_atto"])
+def test_every_module_of_the_auto_split_holds_a_real_share_of_the_quantized_weights(path, args):
+    """The split counts only the weights that will be quantized (the first and last layers stay at
+    full precision) and opens a dominant block down to single layers: resnet10t's head was its
+    classifier alone (0% quantized) before, its last stage 75% of one module."""
+    import mqat
+
+    model = builder(path)(**args, num_classes=10)
+    kept = mqat.ModuleMap.first_and_last(model)
+    module_map = mqat.ModuleMap(auto_modules(model, kept=kept), fp_first_last=True)
+    quantized = {m: sum(layer.weight.numel() for name, layer in layers if name not in kept)
+                 for m, layers in module_map.layers(model).items()}       # validates: every layer in one module
+    shares = {m: n / sum(quantized.values()) for m, n in quantized.items()}
+    assert min(shares.values()) >= 0.10, shares
+
+
+def test_a_block_holding_most_weights_is_opened_down_to_its_layers():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3),
+                          nn.Sequential(nn.Conv2d(8, 64, 3), nn.Conv2d(64, 64, 3)), nn.Linear(64, 4))
+    kept = {"0", "3"}
+    assert [n for n, _ in blocks(model, kept=kept)] == ["0", "1", "2.0", "2.1", "3"]
+    modules = auto_modules(model, kept=kept)
+    assert modules == {"stem": ["0.", "1."], "body": ["2.0."], "head": ["2.1.", "3."]}
+
+
 def _plain_import_fails() -> bool:
     """Whether ``import torchvision`` fails in a fresh process as it does beside a CPU torch."""
     probe = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True, text=True, check=False)
@@ -137,3 +167,47 @@ def test_an_unreadable_image_is_one_line_and_exit_2_with_nothing_cached(tmp_path
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("mqat: error: task.data: cannot read ") and "broken.png" in line
     assert not list((tmp_path / "cache").rglob("*.pt"))       # no half-read split cached
+
+
+def _check(tmp_path, model: str, model_args: dict, **env) -> tuple[int, str, float]:
+    """``mqat search --check`` on a config naming ``model``; its exit status, stderr and seconds."""
+    import os
+    import time
+
+    import yaml
+
+    _write(tmp_path / "images", per_class=6)
+    config = {"name": "bad", "output_dir": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"),
+              "task": {"name": "classify", "model": model, "model_args": model_args, "data": str(tmp_path / "images"),
+                       "image_size": 8}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-W", "ignore", "-m", "search.cli", "search", "--config",
+                           str(tmp_path / "c.yaml"), "--check"], capture_output=True, text=True, check=False,
+                          env={**os.environ, **env})
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()   # nothing written
+    return done.returncode, done.stderr, time.monotonic() - start
+
+
+def test_a_model_argument_the_builder_does_not_take_is_one_line_naming_it(tmp_path):
+    code, stderr, _ = _check(tmp_path, TORCHVISION + "resnet18", {"num_class": 10})
+    assert code == 2 and stderr.strip().splitlines() == [
+        ("mqat: error: task.model_args do not fit torchvision.models:resnet18: TypeError: "
+         "ResNet.__init__() got an unexpected keyword argument 'num_class'")]
+
+
+@pytest.mark.parametrize("model, args", [(TORCHVISION + "resnet18", {"weights": "DEFAULT"}),
+                                         ("timm:create_model", {"model_name": "resnet10t", "pretrained": True})],
+                         ids=["torchvision", "timm"])
+def test_pretrained_weights_that_cannot_be_fetched_fail_in_seconds_saying_how_to_use_a_local_file(tmp_path, model,
+                                                                                                  args):
+    """No network (a proxy that refuses every connection) and empty caches: the Hugging Face
+    hub's client retried for about 50 s before (timm); now one line within seconds, exit 2."""
+    refused = "http://127.0.0.1:9"
+    code, stderr, seconds = _check(tmp_path, model, args, HTTPS_PROXY=refused, HTTP_PROXY=refused,
+                                   https_proxy=refused, http_proxy=refused, HF_HOME=str(tmp_path / "hf"),
+                                   TORCH_HOME=str(tmp_path / "torch"))
+    errors = [line for line in stderr.splitlines() if line.startswith("mqat: error:")]
+    assert code == 2 and len(errors) == 1, stderr
+    assert "could not fetch its pretrained weights" in errors[0] and "task.weights" in errors[0]
+    assert seconds < 20

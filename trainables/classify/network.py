@@ -1,8 +1,11 @@
 """The network of a classify task: a builder named by import path, and its automatic module map."""
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+import socket
+import sys
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from torch import nn
@@ -33,24 +36,99 @@ def builder(path: str) -> Callable[..., nn.Module]:
     return target
 
 
-def quantizable_weights(module: nn.Module) -> int:
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+def build(path: str, args: dict[str, Any]) -> nn.Module:
+    """The network ``path(**args)`` builds, where every way it can fail is one line (ValueError):
+    arguments its builder does not take, pretrained weights it cannot fetch (within seconds: a
+    hub that cannot be reached is not asked again and again), anything else it raises."""
+    make = builder(path)
+    try:
+        with _fetching_fails_fast(bool(args.get("pretrained") or args.get("weights"))):
+            model = make(**args)
+    except TypeError as err:
+        raise ValueError(f"task.model_args do not fit {path}: {_first_line(err)}") from None
+    except Exception as err:  # noqa: BLE001 - whatever the builder raises is reported as one line
+        if _is_fetch_error(err):
+            raise ValueError(f"task.model: {path} could not fetch its pretrained weights ({_first_line(err)}): "
+                             "fetch them once where the network reaches (they are cached), or give task.weights: "
+                             "a local state-dict file, without pretrained/weights in task.model_args") from None
+        raise ValueError(f"task.model: {path} failed to build: {_first_line(err)}") from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"task.model: {path} returned {type(model).__name__}, not a torch module")  # noqa: TRY004
+    return model
 
 
-def blocks(model: nn.Module) -> list[tuple[str, int]]:
-    """The network's blocks in order, with their conv/linear weights: the root's children, any
-    block holding more than half of all such weights opened into its own children, repeatedly
-    (so that one ``features`` wrapper does not make a single block)."""
-    total = quantizable_weights(model)
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+
+
+@contextlib.contextmanager
+def _fetching_fails_fast(fetches: bool) -> Iterator[None]:
+    """While a builder runs: downloads give up after 10 s of silence (torch hub has no timeout of
+    its own), and where the Hugging Face hub (timm's weights) does not answer a first request,
+    its offline mode is on, so its files come from the cache or fail at once (the hub's client
+    retries a refused connection for about 50 s)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)
+    hub = sys.modules.get("huggingface_hub.constants")
+    offline = getattr(hub, "HF_HUB_OFFLINE", None)
+    try:
+        if fetches and hub is not None and not offline and not _hub_answers(hub.ENDPOINT):
+            hub.HF_HUB_OFFLINE = True
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+        if hub is not None:
+            hub.HF_HUB_OFFLINE = offline
+
+
+def _hub_answers(endpoint: str) -> bool:
+    from huggingface_hub import get_session
+
+    try:
+        get_session().head(endpoint, timeout=5)
+    except Exception:  # noqa: BLE001 - any failure to get an answer means: unreachable
+        return False
+    return True
+
+
+_FETCH_ERRORS = ("LocalEntryNotFoundError", "OfflineModeIsEnabled", "URLError", "ConnectError", "ConnectionError",
+                 "HTTPError", "TimeoutError", "ConnectTimeout", "ProxyError", "gaierror", "timeout")
+
+
+def _is_fetch_error(err: BaseException | None) -> bool:
+    """Whether ``err`` (or what caused it) is a failed download."""
+    seen = 0
+    while err is not None and seen < 10:
+        if type(err).__name__ in _FETCH_ERRORS:
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
+
+
+def _layers(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    """The conv and linear layers inside ``module`` (itself included), by their names in the model."""
+    return [(name, m) for name, m in module.named_modules(prefix=prefix) if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def blocks(model: nn.Module, *, kept: Collection[str] = (), parts: int = len(AUTO_NAMES)) -> list[tuple[str, int]]:
+    """The network's blocks in order, each with the weights that will be quantized (its conv and
+    linear weights, those of the layers in ``kept``, left at full precision, not counted): the
+    root's children, any block holding more than ``1 / parts`` of those weights opened into its
+    children, repeatedly, down to single layers where need be (a ResNet's last stage, a
+    ``features`` wrapper). A block of kept layers alone holds 0 and goes with its neighbours."""
+    def quantized(module: nn.Module, prefix: str) -> int:
+        return sum(layer.weight.numel() for name, layer in _layers(module, prefix) if name not in kept)
+
+    total = quantized(model, "")
     found: list[tuple[str, int]] = []
 
     def visit(prefix: str, module: nn.Module) -> None:
         for name, child in module.named_children():
-            weights, qualified = quantizable_weights(child), f"{prefix}{name}"
-            if weights == 0:
+            qualified = f"{prefix}{name}"
+            if not _layers(child, qualified):
                 continue
-            opened = [c for c in child.children() if quantizable_weights(c)]
-            if weights > total / 2 and len(opened) > 1:
+            weights = quantized(child, qualified)
+            if weights > total / parts and any(_layers(c, "") for c in child.children()):
                 visit(f"{qualified}.", child)
             else:
                 found.append((qualified, weights))
@@ -59,16 +137,22 @@ def blocks(model: nn.Module) -> list[tuple[str, int]]:
     return found
 
 
-def auto_modules(model: nn.Module) -> dict[str, list[str]]:
+def auto_modules(model: nn.Module, *, kept: Collection[str] = ()) -> dict[str, list[str]]:
     """``stem`` / ``body`` / ``head``: the blocks (:func:`blocks`) cut at the two boundaries that
-    make the three shares of the weights most equal (the largest share the smallest); each
-    module's prefixes are its blocks' names."""
-    found = blocks(model)
-    if len(found) < len(AUTO_NAMES):
-        raise ValueError(f"task.modules: auto needs at least {len(AUTO_NAMES)} blocks holding conv or linear layers, "
-                         f"but the network has {len(found)}: give the modules as prefixes")
+    make the three shares of the quantized weights most equal (the smallest share the largest,
+    so that every module's bits matter, then the largest the smallest); each module's prefixes
+    are its blocks' names."""
+    found = blocks(model, kept=kept)
+    if sum(w > 0 for _, w in found) < len(AUTO_NAMES):
+        raise ValueError(f"task.modules: auto needs at least {len(AUTO_NAMES)} blocks holding quantized conv or "
+                         f"linear layers, but the network has {sum(w > 0 for _, w in found)}: give the modules as "
+                         "prefixes")
     weights = [w for _, w in found]
-    best = min(((i, j) for i in range(1, len(found) - 1) for j in range(i + 1, len(found))),
-               key=lambda cut: max(sum(weights[:cut[0]]), sum(weights[cut[0]:cut[1]]), sum(weights[cut[1]:])))
+
+    def shares(cut: tuple[int, int]) -> tuple[int, int]:
+        sums = (sum(weights[:cut[0]]), sum(weights[cut[0]:cut[1]]), sum(weights[cut[1]:]))
+        return -min(sums), max(sums)
+
+    best = min(((i, j) for i in range(1, len(found) - 1) for j in range(i + 1, len(found))), key=shares)
     groups = (found[:best[0]], found[best[0]:best[1]], found[best[1]:])
     return {name: [f"{block}." for block, _ in group] for name, group in zip(AUTO_NAMES, groups)}

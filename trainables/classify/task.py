@@ -14,12 +14,14 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+import mqat
+
 from ..base import BaseTask, Metric
 from ..pretrain import load_state_dict
 from ..tasks import code_hash_of_file
 from .config import ClassifyConfig
 from .images import Images, listing_hash, read_folder
-from .network import AUTO_NAMES, auto_modules, builder
+from .network import AUTO_NAMES, auto_modules, build
 
 
 class ClassifyTask(BaseTask):
@@ -31,7 +33,8 @@ class ClassifyTask(BaseTask):
     @classmethod
     def modules_for(cls, config: ClassifyConfig) -> dict[str, list[str]]:
         if config.modules == "auto":
-            return auto_modules(cls._network(config))
+            model = cls._network(config)
+            return auto_modules(model, kept=mqat.ModuleMap.first_and_last(model) if config.fp_first_last else ())
         return {name: [p] if isinstance(p, str) else list(p) for name, p in dict(config.modules).items()}
 
     @classmethod
@@ -50,10 +53,7 @@ class ClassifyTask(BaseTask):
 
     @staticmethod
     def _network(config: ClassifyConfig) -> nn.Module:
-        model = builder(config.model)(**config.model_args)
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"task.model: {config.model} returned {type(model).__name__}, "  # noqa: TRY004 - a config error
-                             "not a torch module")
+        model = build(config.model, config.model_args)
         if config.weights:
             try:
                 model.load_state_dict(load_state_dict(config.weights))
