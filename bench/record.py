@@ -332,8 +332,20 @@ def _log(*args) -> None:
     print(*args, flush=True)
 
 
+def commit(paths: Paths, message: str, log=_log) -> None:
+    """Commit the table's files (and nothing else) to the git checkout that holds them: every job
+    recorded is kept even if the session that recorded it ends. A failed commit (another git
+    command holding the index) is said and left to the next job's."""
+    files = [str(f) for f in (paths.table, paths.meta, paths.priors, paths.fp_checkpoint) if f.is_file()]
+    for command in (["git", "add", "--", *files], ["git", "commit", "-q", "-m", message, "--", *files]):
+        done = subprocess.run(command, cwd=paths.folder, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            log(f"[record] {' '.join(command[:2])} failed: {(done.stderr or done.stdout).strip()[:200]}")
+            return
+
+
 def record(*, workers: int, limit: int | None, replicates: tuple[int, ...] | None, output_dir: Path,
-           cache_dir: Path, paths: Paths = Paths(), log=_log) -> int:
+           cache_dir: Path, paths: Paths = Paths(), commits: bool = False, log=_log) -> int:
     """Record the configurations the table lacks, job by job; returns how many were recorded."""
     import multiprocessing
 
@@ -370,6 +382,9 @@ def record(*, workers: int, limit: int | None, replicates: tuple[int, ...] | Non
             failed = sum(line["status"] != "finished" for line in lines)
             log(f"[record] {len(rows) + recorded} rows; a job of {len(lines)} ({failed} failed) in {wall / 60:.1f} "
                 f"min; {len(todo(read_table(paths.table)))} to go")
+            if commits:
+                commit(paths, f"bench.record: the referee table holds {len(rows) + recorded} rows "
+                              f"({len(lines)} more, {machine()})", log)
     return recorded
 
 
@@ -380,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="record at most this many configurations, then stop")
     parser.add_argument("--replicates", type=int, nargs="+", help="only these replicates (0: the main set)")
     parser.add_argument("--tables", type=Path, default=TABLES, help="the table's folder (default bench/tables)")
+    parser.add_argument("--commit", action="store_true", help="commit the table's files after every job")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "runs" / "record")
     parser.add_argument("--cache-dir", type=Path, default=ROOT.parent / "data",
                         help="rendered data (default: the quickstart's data/)")
@@ -393,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         record(workers=args.workers, limit=args.limit, replicates=tuple(args.replicates) if args.replicates else None,
-               output_dir=args.output_dir, cache_dir=args.cache_dir, paths=Paths(args.tables))
+               output_dir=args.output_dir, cache_dir=args.cache_dir, paths=Paths(args.tables), commits=args.commit)
     except TableMismatch as err:  # another FP model or other images than the table's: nothing appended
         print(f"bench.record: error: {err}", file=sys.stderr)
         return 2

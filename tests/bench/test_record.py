@@ -86,3 +86,24 @@ def test_a_configuration_resumed_from_a_shared_prefix_trains_what_it_would_alone
         assert rows[1][field] == alone[field], field
     assert rows[1]["stages"][:2] == rows[0]["stages"][:2]                 # the same two stages, once
     assert rows[0]["val_accuracy"] != rows[1]["val_accuracy"] or rows[0]["compression"] != rows[1]["compression"]
+
+
+def test_a_job_commits_the_tables_files_and_nothing_else(tmp_path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "other.py").write_text("work in progress\n")
+    paths = record.Paths(tmp_path / "tables")
+    paths.folder.mkdir()
+    paths.table.write_text('{"config": "a"}\n')
+    paths.meta.write_text("{}\n")
+    record.commit(paths, "two rows", log=lambda *a: None)
+    assert git("log", "--format=%s") == "two rows\n"
+    assert sorted(git("show", "--name-only", "--format=", "HEAD").split()) == ["tables/pose-grid.json",
+                                                                               "tables/pose-grid.jsonl"]
+    assert "other.py" in git("status", "--porcelain")                    # left as it was
