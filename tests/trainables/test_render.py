@@ -103,7 +103,7 @@ def test_roll_augmentation_is_an_exact_camera_roll():
 _RENDER_HASH = """
 import hashlib, torch
 from trainables.pose.dataset import RenderSpec, render_dataset
-data = render_dataset(RenderSpec(96, seed=3, size=64, occlusion=0.3), progress=False)
+data = render_dataset(RenderSpec(96, seed=3, size=64, occlusion=0.3), chunk=48, progress=False)
 digest = hashlib.sha256()
 for tensor in (data.images, data.R, data.t, data.bins):
     digest.update(tensor.numpy().tobytes())

@@ -15,7 +15,7 @@ from .render import render
 from .satellite import satellite
 
 #: Bump when the renderer's output changes, so old caches are not reused.
-RENDERER_VERSION = 4  # 3: rendered in float64, the same bytes on every CPU; 4: in chunks of 16
+RENDERER_VERSION = 3  # 3: rendered in float64, the same bytes on every CPU
 BIN_NAMES = ("near", "medium", "far")
 
 
@@ -81,7 +81,7 @@ def sample_poses(spec: RenderSpec, count: int, generator: torch.Generator, diame
     return R, torch.cat([xy, z.unsqueeze(1)], dim=1), bins
 
 
-def render_dataset(spec: RenderSpec, *, chunk: int = 16, progress: bool = True,
+def render_dataset(spec: RenderSpec, *, chunk: int = 128, progress: bool = True,
                    desc: str = "rendering") -> PoseData:
     """Render ``spec.count`` images, chunk by chunk; the same bytes for a given spec on every CPU
     (poses and images are computed in float64, see ``render``; stored as uint8 and float32)."""
