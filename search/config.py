@@ -131,7 +131,7 @@ def build(cls: type, data: Any, section: str, moved: Mapping[str, str] | None = 
 class ResourcesConfig:
     """What each trial asks of the cluster (``search.resources``)."""
 
-    cpus_per_trial: float = 1.0
+    cpus_per_trial: float = 1.0  # CPUs a trial asks for; its torch threads follow
     gpus_per_trial: float = 0.0  # fractions allowed: 0.5 runs two trials per GPU
 
     def __post_init__(self) -> None:
@@ -179,17 +179,19 @@ class SearchConfig:
     """How the search runs: method, budget, sampler, ILP targets, objectives; and its sections:
     each trial's resources, the storage, each stage's data, the deployment, the early stopping."""
 
+    #: mqat (the gradated flow, order and bits searched), or the baselines uniform (plain LSQ, every
+    #: module at once) and ilp-only (the ILP's plans, no order, EMA or QC)
     method: str = "mqat"
-    num_samples: int = 12
-    max_concurrent: int = 2
-    sampler: str = "tpe"
-    seed: int = 0
-    targets: tuple[float, ...] = (4.0, 8.0, 12.0)
+    num_samples: int = 12  # trials the search runs (the ILP seeds among them)
+    max_concurrent: int = 2  # trials at a time
+    sampler: str = "tpe"  # tpe, gp (Optuna's GPSampler), ilp (ILP-guided), nsga2 or random
+    seed: int = 0  # the sampler's seed; every trial's own seed derives from it
+    targets: tuple[float, ...] = (4.0, 8.0, 12.0)  # compression factors the ILP solves for: the seed plans
     ilp_seeds: bool = True  # the mqat method starts from the ILP plans (false: the sampler alone)
     #: what the search optimises: [accuracy, compression], then any of tracking.objectives' others
     objectives: tuple[str, ...] = ("accuracy", "compression")
     sensitivity_batches: int = 4  # validation batches of the driver's sensitivity analysis
-    max_failures: int = 1
+    max_failures: int = 1  # retries of a trial that failed (from its last finished stage)
     reuse_actors: bool = True  # a worker runs trial after trial, its data set loaded once
     #: seconds trials may wait for resources while none runs before the search fails (null: forever)
     pending_timeout_s: float | None = 600.0
@@ -239,22 +241,22 @@ MOVED = {
 class TrackingConfig:
     """MLflow: on by default, a SQLite file in ``output_dir``; any tracking URI on clusters."""
 
-    enabled: bool = True
-    uri: str | None = None
-    experiment: str | None = None
+    enabled: bool = True  # record every trial in MLflow (false: the tables and plots only)
+    uri: str | None = None  # an MLflow tracking URI (null: SQLite in output_dir; a server on clusters)
+    experiment: str | None = None  # the MLflow experiment (null: the config's name)
 
 
 @dataclass(frozen=True)
 class Config:
     """A whole run: the task and its settings, pretraining, and where outputs go."""
 
-    name: str
+    name: str  # the search's name: its MLflow experiment and its folder under output_dir (default mqat)
     task_name: str
     task: Any
     pretrain: PretrainConfig
-    output_dir: str
-    cache_dir: str = "data"
-    device: str = "auto"
+    output_dir: str  # where searches write their results (default runs/<name>)
+    cache_dir: str = "data"  # rendered data, FP checkpoints, sensitivity tables, keyed by content hash
+    device: str = "auto"  # auto (cuda when present, else cpu), cpu or cuda[:N]
     search: SearchConfig = field(default_factory=SearchConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

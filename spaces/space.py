@@ -53,17 +53,17 @@ class SpaceConfig:
     """What the search explores. ``modules`` are filled in from the task's module map."""
 
     modules: tuple[str, ...] = ()
-    order: Any = SEARCH
+    order: Any = SEARCH  # search, or a fixed list of the modules, e.g. [fpn, head, backbone]
     joint: bool = False  # the joint flow is one of the searched orders (the recorded benchmark's grid)
-    weight_bits: tuple[int, ...] = (2, 3, 4, 6, 8)
-    act_bits: Any = 8
-    ema: Any = SEARCH
-    ema_decay: tuple[float, ...] = (0.99, 0.9999)
-    qc: Any = SEARCH
-    qc_lr: tuple[float, ...] = (1e-4, 1e-2)
-    bn: Any = SEARCH
-    lr: tuple[float, ...] = (2e-5, 5e-4)  # fine-tuning a converged FP model: small steps
-    epochs_per_stage: Any = 1
+    weight_bits: tuple[int, ...] = (2, 3, 4, 6, 8)  # the weight bits a module may get
+    act_bits: Any = 8  # activation bits: a number, or a list of them to search
+    ema: Any = SEARCH  # an EMA of the weights is the model: search, true or false
+    ema_decay: tuple[float, ...] = (0.99, 0.9999)  # [low, high] of the EMA's decay, searched on a log scale
+    qc: Any = SEARCH  # QC, the post-QAT correction: search, true or false
+    qc_lr: tuple[float, ...] = (1e-4, 1e-2)  # [low, high] of QC's learning rate (log scale)
+    bn: Any = SEARCH  # re-estimate BN statistics before the final scoring: search, true or false
+    lr: tuple[float, ...] = (2e-5, 5e-4)  # [low, high] of the QAT learning rate (log scale); small: a converged FP model
+    epochs_per_stage: Any = 1  # fine-tuning epochs after each module: a number, or a list to search
 
     def __post_init__(self) -> None:
         bits = tuple(self.weight_bits)

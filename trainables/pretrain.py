@@ -31,14 +31,14 @@ class PretrainConfig:
     not clearly above the task's baseline (a model that learned nothing); false lets a smoke
     test search an untrained model on purpose."""
 
-    epochs: int = 5
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    checkpoint: str | None = None
-    seed: int = 0
-    reestimate_bn: bool = True
-    bn_batches: int = 16
-    require_above_baseline: bool = True
+    epochs: int = 5  # epochs of full-precision training (cosine decay to zero)
+    lr: float = 2e-3  # Adam's learning rate
+    weight_decay: float = 0.0  # Adam's weight decay
+    checkpoint: str | None = None  # a state-dict file to use instead of pretraining
+    seed: int = 0  # the initial weights, the data order and the augmentation
+    reestimate_bn: bool = True  # also re-estimate BN statistics after training; the better model is kept
+    bn_batches: int = 16  # training batches that re-estimate them
+    require_above_baseline: bool = True  # refuse an FP model not clearly above the task's baseline
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:

@@ -16,21 +16,23 @@ class ClassifyConfig:
     ``image_size`` with ``channels`` 3 (RGB) or 1. ``modules``: ``auto`` (see ``network.py``) or
     a mapping of module names to layer-name prefixes."""
 
-    model: str = ""
-    model_args: dict[str, Any] = field(default_factory=dict)
-    weights: str | None = None
-    data: str = ""
-    image_size: int = 32
-    channels: int = 3
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    model: str = ""  # required: module:callable building the network, e.g. torchvision.models:resnet18
+    model_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of that call
+    weights: str | None = None  # a state-dict file loaded into the network before pretraining
+    data: str = ""  # required: an image folder (train/ val/ test/ of class folders, or class folders)
+    image_size: int = 32  # images are resized to this side
+    channels: int = 3  # 3 (RGB) or 1 (grey)
+    val_fraction: float = 0.15  # of a folder without splits, the validation share (drawn by seed)
+    test_fraction: float = 0.15  # of a folder without splits, the held-out test share
+    #: auto (stem / body / head of near-equal shares of the quantized weights) or a mapping of
+    #: module names to layer-name prefixes, e.g. {backbone: [features.], head: [classifier.]}
     modules: str | dict[str, Any] = "auto"
-    batch_size: int = 64
+    batch_size: int = 64  # training batch size
     flip: bool = False          # mirror half the training images (not for digits or text)
     #: the first layer (on the image) and the last (the classes) stay at full precision, as in
     #: LSQ and most QAT work
     fp_first_last: bool = True
-    seed: int = 0
+    seed: int = 0  # draws the split of a folder without splits
 
     def __hash__(self) -> int:  # its dict fields are read, never changed: hashed by value (worker caches)
         return hash(json.dumps(asdict(self), sort_keys=True, default=str))

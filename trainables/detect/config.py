@@ -16,23 +16,25 @@ class DetectConfig:
     test: ...}``, the classes read from the training file), the detector's size, and decoding.
     The ``*_images`` counts and the scene settings apply to rendered data only."""
 
-    source: str = "rendered"
+    source: str = "rendered"  # rendered (multi-object scenes, rendered and cached) or coco
+    #: with source: coco, per split its image folder and COCO annotations:
+    #: {train: {images: dir, annotations: instances.json}, val: ..., test: ...}
     coco: dict[str, Any] = field(default_factory=dict)
-    train_images: int = 6000
-    val_images: int = 1000
-    test_images: int = 1000
-    image_size: int = 96
+    train_images: int = 6000  # rendered training images
+    val_images: int = 1000  # rendered validation images: every decision of the search
+    test_images: int = 1000  # rendered held-out images: only the front's final report
+    image_size: int = 96  # image side in pixels, a multiple of 32
     max_objects: int = 6               # per image: 1 to this many
-    min_size: float = 6.0              # object sides in pixels, log-uniform between these
-    max_size: float = 56.0
+    min_size: float = 6.0              # object sides in pixels, log-uniform between min_size and max_size
+    max_size: float = 56.0             # the largest object side in pixels
     clutter: int = 6                   # distracting strokes per image (no class of their own)
     widths: tuple[int, ...] = (16, 32, 64, 96, 128)   # backbone stages at strides 2, 4, 8, 16, 32
-    neck_channels: int = 48
-    batch_size: int = 32
-    score_threshold: float = 0.05
-    nms_iou: float = 0.5
+    neck_channels: int = 48  # channels of the neck's levels
+    batch_size: int = 32  # training batch size
+    score_threshold: float = 0.05  # detections below this score are dropped before NMS
+    nms_iou: float = 0.5  # non-maximum suppression's IoU threshold
     bootstrap: int = 20                # resamples of the images for the standard error of mAP
-    seed: int = 0
+    seed: int = 0  # draws the rendered scenes
 
     def __hash__(self) -> int:  # its dict field is read, never changed: hashed by value (worker caches)
         return hash(json.dumps(asdict(self), sort_keys=True, default=str))

@@ -18,30 +18,30 @@ def _choice(name: str, value, choices) -> None:
 class PoseConfig:
     """The 6D pose task: data (rendered or BOP), network size and keypoints, decoding."""
 
-    source: str = "rendered"
-    train_images: int = 16000
-    val_images: int = 2000
-    test_images: int = 2000
-    image_size: int = 128
-    occlusion: float = 0.3
-    bop_path: str | None = None
-    bop_object_id: int = 1
-    bop_split: str = "test"
-    bop_val_fraction: float = 0.2
-    bop_test_fraction: float = 0.2
-    keypoints: int = 11
-    keypoint_kind: str = "surface"
-    widths: tuple[int, ...] = (16, 48, 128, 256)
-    depth: int = 1
-    fpn_channels: int = 32
-    batch_size: int = 32
-    roll_augment: bool = True
-    pnp: str = "ransac"
-    pnp_threshold: float = 3.0
+    source: str = "rendered"  # rendered (a satellite, rendered and cached) or bop (a BOP dataset on disk)
+    train_images: int = 16000  # rendered training images (fine-tuning and everything fitted)
+    val_images: int = 2000  # rendered validation images: every decision of the search
+    test_images: int = 2000  # rendered held-out images: only the front's final report
+    image_size: int = 128  # image side in pixels, a multiple of 32
+    occlusion: float = 0.3  # the fraction of rendered images with an occluding patch over the object
+    bop_path: str | None = None  # a BOP dataset's folder (SwissCube, LINEMOD, ...), with source: bop
+    bop_object_id: int = 1  # the BOP object to estimate the pose of
+    bop_split: str = "test"  # the BOP split read
+    bop_val_fraction: float = 0.2  # of the BOP images, the validation share
+    bop_test_fraction: float = 0.2  # of the BOP images, the held-out test share
+    keypoints: int = 11  # 2D keypoints the network predicts (at least 4, for PnP)
+    keypoint_kind: str = "surface"  # surface (farthest-point samples of the object) or box (its corners, WDR's)
+    widths: tuple[int, ...] = (16, 48, 128, 256)  # channels of the backbone's stages at strides 4, 8, 16, 32
+    depth: int = 1  # residual blocks per backbone stage
+    fpn_channels: int = 32  # channels of the FPN's levels
+    batch_size: int = 32  # training batch size
+    roll_augment: bool = True  # rotate training images about the principal point (an exact camera roll)
+    pnp: str = "ransac"  # ransac (OpenCV's solvePnPRansac, then refined) or iterative
+    pnp_threshold: float = 3.0  # RANSAC's reprojection threshold, pixels
     #: the network's first layer (on the RGB image) and last one stay at full precision, as in
     #: LSQ and most QAT work: 0.2% of the weights, and 2-bit on the input cost 0.07 ADD-0.1d
     fp_first_last: bool = True
-    seed: int = 0
+    seed: int = 0  # draws the rendered images (and the BOP split)
 
     def __post_init__(self) -> None:
         _choice("source", self.source, ("rendered", "bop"))
