@@ -183,6 +183,7 @@ def _after_the_fit(config: Config, prepared: Prepared, grid, table, path: Path, 
         name = tracker.register_front(rows)
         if name:
             log(f"front models registered in MLflow as {name!r} (aliases front-1.. by compression)")
+        log(f"MLflow: {tracker.ui_link()}")
     log(f"table: {table.table_path}\nplot: {table.plot_path}")
     budget = parts.budget(config, modules, location)  # a new one reads every stage the trials reported
     return SearchResult(path, rows, prepared, location, task.metric,

@@ -36,6 +36,10 @@ VIEW_KEY = "mqat"
 VIEW = {"selectedColumns": [f"metrics.`{m}`" for m in dict.fromkeys(
     ("accuracy", "accuracy_se", *(o.key for o in OBJECTIVES.values()), "model_bytes", "hypervolume"))]
     + ["tags.`pareto`"]}
+#: The MLflow 3 UI opens an experiment on its GenAI view ("Traces 0") whatever the experiment's
+#: kind tag says, unless the link asks for its model-training view: a query parameter its UI reads
+#: (and keeps in the browser), found in MLflow 3.17's UI code (``workflowType``).
+UI_QUERY = f"workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
 #: what a registered front model is tagged with: its figures, every objective among them
 REGISTRY_TAGS = tuple(dict.fromkeys(("trial_id", "accuracy", "test_accuracy", *(o.key for o in OBJECTIVES.values()),
                                      "model_bytes", "onnx_bytes", "latency_provider", "speedup_vs_fp",
@@ -146,6 +150,13 @@ class MLflowTracker(Callback):
         return self.client.search_runs([self._experiment_id()], max_results=max_results, filter_string=(
             f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent()}'"))
 
+    def ui_link(self) -> str:
+        """How to look at this search in the MLflow UI, opened on its runs table."""
+        page = f"#/experiments/{self._experiment_id()}?{UI_QUERY}"
+        if self.uri.startswith(("http://", "https://")):
+            return f"{self.uri.rstrip('/')}/{page}"
+        return f"mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1 --port 5000, then http://127.0.0.1:5000/{page}"
+
     def parent(self) -> str:
         if self._parent is None:
             from mlflow.entities import Param
@@ -158,7 +169,7 @@ class MLflowTracker(Callback):
                 self._parent = run.info.run_id
                 self.client.set_tag(self._parent, "mlflow.note.content", (
                     f"One search: its trials are the child runs. Their accuracy and compression as "
-                    f"columns: open `#/experiments/{exp}?viewStateShareKey={VIEW_KEY}` in the MLflow UI."))
+                    f"columns: open `#/experiments/{exp}?{UI_QUERY}` in the MLflow UI."))
                 self.client.log_batch(self._parent, params=[Param(k, str(v)[:6000])
                                                             for k, v in self.params.items()])
                 for name, content in self.artifacts.items():

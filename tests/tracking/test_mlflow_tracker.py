@@ -53,7 +53,11 @@ def test_the_experiment_opens_on_the_runs_table_with_accuracy_and_compression(tm
     assert child.data.tags["mlflow.parentRunId"] == tracker.parent()
     assert child.data.metrics == {"accuracy": 0.5, "compression": 8.0}
     note = client.get_run(tracker.parent()).data.tags["mlflow.note.content"]
-    assert f"#/experiments/{experiment.experiment_id}?viewStateShareKey={VIEW_KEY}" in note
+    # the UI's model-training view, not its GenAI one, and the saved columns (checked in a browser:
+    # docs/mlflow-ui.png)
+    page = f"#/experiments/{experiment.experiment_id}?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+    assert page in note and tracker.ui_link().endswith(f"http://127.0.0.1:5000/{page}")
+    assert tracker.ui_link().startswith(f"mlflow ui --backend-store-uri {tracker.uri} ")
 
 
 def _trial(trial_id, accuracy, compression):
