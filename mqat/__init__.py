@@ -28,6 +28,7 @@ from ._ema import EMAConfig, ModelEMA
 from ._export import PackedModel, export_packed, load_packed
 from ._files import atomic_write
 from ._flow import CalibrationConfig, FlowState, MQATResult, StageResult, run_mqat, train_qc
+from ._groups import GRANULARITIES, blocks, grouped
 from ._ilp import max_compression, solve_bit_plan, solve_bit_plans
 from ._latency import RUNTIMES, Latency, onnx_latencies, onnx_latency, resolve_runtime, runtime_available
 from ._latency import runner as onnx_runner
@@ -47,6 +48,7 @@ from ._size import ModelSize, ModuleSize, model_size
 
 __all__ = [
     "FULL_PRECISION",
+    "GRANULARITIES",
     "LAYOUTS",
     "QUANT_BITS",
     "RUNTIMES",
@@ -72,11 +74,13 @@ __all__ = [
     "StageResult",
     "add_qc",
     "atomic_write",
+    "blocks",
     "calibrate",
     "derive_seed",
     "export_onnx",
     "export_packed",
     "fold_qc",
+    "grouped",
     "load_packed",
     "lsq_fake_quant",
     "max_compression",

@@ -120,9 +120,10 @@ def _accuracy(evaluate: Evaluate, model: nn.Module) -> tuple[float, dict[str, fl
 
 
 def _stages(plan: BitPlan, module_map: ModuleMap, order: Sequence[str] | None) -> list[list[str]]:
-    """Module groups quantized stage by stage; modules left fully at FP need no stage."""
+    """Modules quantized stage by stage; modules left fully at FP need no stage."""
     def has_work(m: str) -> bool:
-        return plan.weight_bits[m] < FULL_PRECISION or plan.act_bits_of(m) < FULL_PRECISION
+        return any(plan.weight_bits[u] < FULL_PRECISION or plan.act_bits_of(u) < FULL_PRECISION
+                   for u in module_map.units_of(m))
 
     if order is None:
         return [[m for m in module_map.names if has_work(m)]]
@@ -285,7 +286,8 @@ class _Flow:
         ema_accuracy = None
         if self.shadow is not None and (self.ema_every_stage and not last):
             ema_accuracy, _ = _accuracy(self.evaluate_stage, self.shadow.module)
-        size = model_size(self.model, self.plan.restricted_to(self.done), self.module_map)
+        done = [u for m in self.done for u in self.module_map.units_of(m)]
+        size = model_size(self.model, self.plan.restricted_to(done), self.module_map)
         result = StageResult(index, name, tuple(modules), accuracy, size.compression, size.packed_bytes,
                              self.tracker.overall(), loss, time.perf_counter() - start, ema_accuracy,
                              metrics, self.tracker.fraction())

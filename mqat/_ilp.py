@@ -55,8 +55,10 @@ def _check_inputs(table, weight_counts, choices, target):
 def solve_bit_plan(sensitivity: SensitivityTable | Mapping[str, Mapping[int, float]],
                    weight_counts: Mapping[str, int], *, target_compression: float,
                    choices: Sequence[int] = (2, 3, 4, 6, 8), act_bits: int | Mapping[str, int] = 8,
-                   fp_weights: int = 0, ties: Sequence[Sequence[str]] = ()) -> BitPlan:
-    """The plan of least summed sensitivity whose compression is at least ``target_compression``.
+                   fp_weights: int = 0, ties: Sequence[Sequence[str]] = (), window: float | None = None) -> BitPlan:
+    """The plan of least summed sensitivity whose compression is at least ``target_compression``
+    (and, with ``window``, at most ``target_compression + window`` where such a plan exists: the
+    target met exactly, not overshot, when the units are fine enough to land there).
 
     Raises ValueError when no plan over ``choices`` reaches the target, stating the highest
     reachable compression: an infeasible budget is reported, never relaxed.
@@ -75,6 +77,23 @@ def solve_bit_plan(sensitivity: SensitivityTable | Mapping[str, Mapping[int, flo
             f"target compression {target_compression:g}x is unreachable: the highest reachable "
             f"with bits {choices} is {reachable:.3f}x"
         )
+    if window is not None:
+        try:
+            bits = _solve(table, weight_counts, choices, fp_weights, ties, target_compression,
+                          target_compression + window)
+            return BitPlan(weight_bits=bits, act_bits=act_bits)
+        except ValueError:
+            pass  # no plan within the window: the least sensitive plan above the target
+    try:
+        bits = _solve(table, weight_counts, choices, fp_weights, ties, target_compression, None)
+    except ValueError as err:
+        raise ValueError(f"no bit plan reaches {target_compression:g}x under the given ties ({err}); the "
+                         f"highest reachable without ties is {reachable:.3f}x") from None
+    return BitPlan(weight_bits=bits, act_bits=act_bits)
+
+
+def _solve(table, weight_counts, choices, fp_weights, ties, low: float, high: float | None) -> dict[str, int]:
+    """The bits of least summed sensitivity whose compression lies in ``[low, high]``."""
     modules = list(weight_counts)
     omega = {(m, b): 0.0 if b == FULL_PRECISION else float(table[m][b])
              for m in modules for b in choices}
@@ -85,22 +104,19 @@ def solve_bit_plan(sensitivity: SensitivityTable | Mapping[str, Mapping[int, flo
     for m in modules:
         problem += pulp.lpSum(x[m, b] for b in choices) == 1
     total = sum(weight_counts.values()) + fp_weights
-    budget = FULL_PRECISION * total / target_compression - FULL_PRECISION * fp_weights
+    size = pulp.lpSum(b * weight_counts[m] * x[m, b] for m, b in x)
     # A relative slack of 1e-9 keeps a plan that meets the target exactly from failing on rounding.
-    problem += pulp.lpSum(b * weight_counts[m] * x[m, b] for m, b in x) <= budget * (1 + 1e-9)
+    problem += size <= (FULL_PRECISION * total / low - FULL_PRECISION * fp_weights) * (1 + 1e-9)
+    if high is not None:
+        problem += size >= (FULL_PRECISION * total / high - FULL_PRECISION * fp_weights) * (1 - 1e-9)
     for group in ties:
         for a, c in itertools.pairwise(group):
             for b in choices:
                 problem += x[a, b] == x[c, b]
     status = problem.solve(_solver())
     if pulp.LpStatus[status] != "Optimal":
-        raise ValueError(
-            f"no bit plan reaches {target_compression:g}x under the given ties "
-            f"(solver status {pulp.LpStatus[status]}); the highest reachable without ties is "
-            f"{reachable:.3f}x"
-        )
-    bits = {m: next(b for b in choices if x[m, b].value() > 0.5) for m in modules}
-    return BitPlan(weight_bits=bits, act_bits=act_bits)
+        raise ValueError(f"solver status {pulp.LpStatus[status]}")
+    return {m: next(b for b in choices if x[m, b].value() > 0.5) for m in modules}
 
 
 def solve_bit_plans(sensitivity: SensitivityTable | Mapping[str, Mapping[int, float]],

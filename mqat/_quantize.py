@@ -10,11 +10,12 @@ from ._module_map import ModuleMap
 from ._plan import FULL_PRECISION, BitPlan
 
 
-def layer_bits(plan: BitPlan, module: str, layer_name: str, fixed_fp: set[str]) -> tuple[int, int]:
-    """``(weight bits, input bits)`` of one layer: the plan's, unless the layer is kept at FP."""
+def layer_bits(plan: BitPlan, unit: str, layer_name: str, fixed_fp: set[str]) -> tuple[int, int]:
+    """``(weight bits, input bits)`` of one layer: its unit's in the plan (its module's, or its
+    group's), unless the layer is kept at FP."""
     if layer_name in fixed_fp:
         return FULL_PRECISION, FULL_PRECISION
-    return plan.weight_bits[module], plan.act_bits_of(module)
+    return plan.weight_bits[unit], plan.act_bits_of(unit)
 
 
 def _set_submodule(model: nn.Module, name: str, layer: nn.Module) -> None:
@@ -25,7 +26,8 @@ def _set_submodule(model: nn.Module, name: str, layer: nn.Module) -> None:
 
 def quantize_(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
               modules: Sequence[str] | None = None) -> nn.Module:
-    """Quantize the layers of ``modules`` (all modules by default) in place, as ``plan`` says.
+    """Quantize the layers of ``modules`` (all modules by default) in place, as ``plan`` says
+    (bits per module, or per group of a module where the map has groups).
 
     Layers already quantized are kept as they are (with their learned step sizes), so the
     gradated flow calls this once per stage. Modules at 32 bits for weights and inputs stay
@@ -44,7 +46,7 @@ def quantize_(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
         for name, layer in grouped[module]:
             if isinstance(layer, QUANT_LAYERS):
                 continue
-            w_bits, a_bits = layer_bits(plan, module, name, fixed_fp)
+            w_bits, a_bits = layer_bits(plan, module_map.unit_of(name, module), name, fixed_fp)
             if w_bits >= FULL_PRECISION and a_bits >= FULL_PRECISION:
                 continue
             _set_submodule(model, name, to_quant_layer(layer, weight_bits=w_bits, act_bits=a_bits))

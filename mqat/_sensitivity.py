@@ -19,7 +19,8 @@ LossFn = Callable[[nn.Module, Any], Tensor]
 
 @dataclass(frozen=True)
 class SensitivityTable:
-    """``delta[module][bits]``: mean loss increase over the full-precision ``base_loss``."""
+    """``delta[unit][bits]``: mean loss increase over the full-precision ``base_loss``; a unit is
+    a module, or a group of one where the module map has groups."""
 
     base_loss: float
     delta: Mapping[str, Mapping[int, float]]
@@ -47,7 +48,7 @@ class SensitivityTable:
         lines = [f"{'module':<{width}}  " + "  ".join(f"{b:>2}-bit" for b in self.bits)]
         for m, row in self.delta.items():
             lines.append(f"{m:<{width}}  " + "  ".join(f"{row[b]:6.3f}" for b in self.bits))
-        return f"base loss {self.base_loss:.4f}; loss increase per module and bits:\n" + "\n".join(lines)
+        return f"base loss {self.base_loss:.4f}; loss increase per module (or group) and bits:\n" + "\n".join(lines)
 
 
 @torch.no_grad()
@@ -59,7 +60,8 @@ def _mean_loss(model: nn.Module, loss_fn: LossFn, batches: Sequence) -> float:
 def sensitivity(model: nn.Module, module_map: ModuleMap, *, loss_fn: LossFn, batches: Iterable,
                 bits: Sequence[int] = (2, 3, 4, 6, 8), act_bits: int = FULL_PRECISION,
                 forward: Forward | None = None, on_progress: Callable[[int, int], None] | None = None) -> SensitivityTable:
-    """Measure ``Omega_m(b)``: the loss increase when only module m's weights get b bits.
+    """Measure ``Omega_m(b)``: the loss increase when only module m's weights get b bits (each
+    unit's, where the map splits modules into groups).
 
     No training: each (module, bits) pair quantizes a copy of ``model`` (weights to b bits,
     inputs to ``act_bits``), calibrates it as the flow does (:func:`calibrate`, MSE rules, on
@@ -74,20 +76,20 @@ def sensitivity(model: nn.Module, module_map: ModuleMap, *, loss_fn: LossFn, bat
         if isinstance(b, bool) or b not in QUANT_BITS:
             raise ValueError(f"sensitivity bits must be among {list(QUANT_BITS)}, but got {b!r}")
     module_map.validate(model)
-    total, done = len(module_map.names) * len(bits) + 1, 1
+    units = module_map.units
+    total, done = len(units) * len(bits) + 1, 1
     base = _mean_loss(model, loss_fn, batches)
     if on_progress:
         on_progress(done, total)
     delta: dict[str, dict[int, float]] = {}
-    for module in module_map.names:
-        delta[module] = {}
+    for unit in units:
+        delta[unit] = {}
         for b in bits:
-            plan = BitPlan({m: b if m == module else FULL_PRECISION for m in module_map.names},
-                           act_bits={m: act_bits if m == module else FULL_PRECISION
-                                     for m in module_map.names})
-            probe = quantize_(copy.deepcopy(model), plan, module_map, modules=[module])
+            plan = BitPlan({u: b if u == unit else FULL_PRECISION for u in units},
+                           act_bits={u: act_bits if u == unit else FULL_PRECISION for u in units})
+            probe = quantize_(copy.deepcopy(model), plan, module_map, modules=[module_map.module_of(unit)])
             calibrate(probe, batches, forward=forward)
-            delta[module][int(b)] = _mean_loss(probe, loss_fn, batches) - base
+            delta[unit][int(b)] = _mean_loss(probe, loss_fn, batches) - base
             done += 1
             if on_progress:
                 on_progress(done, total)

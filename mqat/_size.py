@@ -98,7 +98,7 @@ def model_size(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
     for module, layers in grouped.items():
         n_weights, bit_weights, bops = 0, 0, 0.0
         for name, layer in layers:
-            w_bits, a_bits = layer_bits(plan, module, name, fixed_fp)
+            w_bits, a_bits = layer_bits(plan, module_map.unit_of(name, module), name, fixed_fp)
             weight = layer.weight
             assert isinstance(weight, Tensor)  # a conv's or a linear's
             n = weight.numel()

@@ -31,13 +31,14 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .prepare import check, describe, prepare
+    from .prepare import check, describe, prepare, with_units
 
     config = load_config(args.config)
     if args.targets:
         from dataclasses import replace
         config = replace(config, search=replace(config.search, targets=tuple(args.targets)))
     checked = check(config, progress=not args.quiet)
+    config = with_units(config, checked)
     print(describe(prepare(config, checked, progress=not args.quiet)))
     return 0
 
@@ -62,7 +63,7 @@ def _layers(args: argparse.Namespace) -> int:
         from .prepare import module_shares
 
         fp = sum(layer.weight.numel() for name, layer in module_map.quantizable(model) if name in fixed)
-        print(module_shares(counts, fp, module_map.prefixes))
+        print(module_shares(counts, fp, module_map))
     return 0
 
 

@@ -287,8 +287,9 @@ def _space(data: Any, modules: tuple[str, ...]) -> SpaceConfig:
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"space must be a mapping of keys to values, but got {data!r}")
     data = dict(data or {})
-    if "modules" in data:
-        raise ConfigError("space.modules comes from the task's module map; remove it")
+    for key in ("modules", "units"):
+        if key in data:
+            raise ConfigError(f"space.{key} comes from the task's module map; remove it")
     return build(SpaceConfig, {**data, "modules": list(modules)}, "space")
 
 

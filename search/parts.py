@@ -64,8 +64,10 @@ def trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
     from trainables.trainable import TrialSetup, train_mqat
 
     search = config.search
+    units = prepared.checked.units_map
     setup = TrialSetup(config.task_name, config.task, str(Path(config.cache_dir).resolve()),
-                       prepared.fp_state, stage=search.stage, deploy=search.deploy, faults=faults)
+                       prepared.fp_state, stage=search.stage, deploy=search.deploy, faults=faults,
+                       module_map=units.to_dict() if units.groups else None)
     resources = {"cpu": search.resources.cpus_per_trial, "gpu": search.resources.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(train_mqat, setup=setup), resources)
 
@@ -94,7 +96,7 @@ def table(config: Config, prepared: Prepared, path: Path, location: str):
     from tracking.live_table import LiveTable
 
     task = prepared.checked.task
-    return LiveTable(path, metric=task.metric, modules=list(task.module_map.names), seeds=prepared.seeds,
+    return LiveTable(path, metric=task.metric, modules=list(prepared.checked.units_map.units), seeds=prepared.seeds,
                      fp_accuracy=prepared.fp_metrics.get("accuracy"),
                      fp_test_accuracy=prepared.fp_metrics.get("test_accuracy"),
                      publish=functools.partial(publish, path, location), objectives=config.search.objectives)

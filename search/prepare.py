@@ -22,13 +22,22 @@ from trainables.tasks import Task, example_input
 from .config import Config, ConfigError
 from .methods import METHODS
 
+#: an ILP plan's compression lies within this much above its target where a plan there exists
+TARGET_WINDOW = 0.3
+
 
 @dataclass
 class Checked:
     task: Task
-    weight_counts: dict[str, int]  # per module, the weights its bits apply to
+    weight_counts: dict[str, int]  # per unit (module, or group at a finer granularity), the weights its bits apply to
     max_compression: float
     fp_weights: int = 0  # weights of layers kept at full precision whatever the plan (first, last)
+    module_map: mqat.ModuleMap | None = None  # the task's, split into the space's units (space.granularity)
+
+    @property
+    def units_map(self) -> mqat.ModuleMap:
+        """The module map plans are made for: the task's, or its groups."""
+        return self.module_map or self.task.module_map
 
 
 @dataclass
@@ -46,10 +55,12 @@ def check(config: Config, *, progress: bool = True) -> Checked:
     task = config.task_instance(progress=progress)
     try:
         model = task.build_model()
-        counts, fp_weights = weight_counts(model, task.module_map)
+        module_counts, _ = weight_counts(model, task.module_map)
+        module_map = mqat.grouped(model, task.module_map, config.space.granularity)
+        counts, fp_weights = weight_counts(model, module_map)
     except ValueError as err:  # a layer in no module or in two: the task's module map is bad input
         raise ConfigError(f"task {config.task_name!r}: its module map does not fit its model: {err}") from None
-    empty = [m for m, n in counts.items() if n == 0]
+    empty = [m for m, n in module_counts.items() if n == 0]
     if empty:
         kept = " (its layers are the network's first or last, kept at full precision: fp_first_last)" \
             if task.module_map.fp_first_last else ""
@@ -68,33 +79,45 @@ def check(config: Config, *, progress: bool = True) -> Checked:
             cached_checkpoint(task, config.pretrain, cache_dir=config.cache_dir)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    return Checked(task, counts, top, fp_weights)
+    return Checked(task, counts, top, fp_weights, module_map)
+
+
+def with_units(config: Config, checked: Checked) -> Config:
+    """The config with its space's units filled in from the model (the groups or layers the
+    ``bits_*`` parameters name, at a granularity finer than the module)."""
+    from dataclasses import replace
+
+    units = checked.units_map.units if checked.units_map.groups else ()
+    return replace(config, space=replace(config.space, units=units))
 
 
 def weight_counts(model, module_map: mqat.ModuleMap) -> tuple[dict[str, int], int]:
-    """Per module, the weights its bits apply to; and the weights of the layers kept at full
-    precision (``fp_first_last``), which every plan's compression carries at 32 bits."""
+    """Per unit (module, or group), the weights its bits apply to; and the weights of the layers
+    kept at full precision (``fp_first_last``), which every plan's compression carries at 32 bits."""
     fixed = module_map.fixed_fp_layers(model)
-    counts, fp_weights = {}, 0
+    counts, fp_weights = dict.fromkeys(module_map.units, 0), 0
     for module, layers in module_map.layers(model).items():
-        kept = sum(layer.weight.numel() for name, layer in layers if name in fixed)
-        counts[module] = sum(layer.weight.numel() for _, layer in layers) - kept
-        fp_weights += kept
+        for name, layer in layers:
+            if name in fixed:
+                fp_weights += layer.weight.numel()
+            else:
+                counts[module_map.unit_of(name, module)] += layer.weight.numel()
     return counts, fp_weights
 
 
-def _sensitivity(config: Config, task: Task, checkpoint: Path, model) -> mqat.SensitivityTable:
+def _sensitivity(config: Config, task: Task, module_map: mqat.ModuleMap, checkpoint: Path,
+                 model) -> mqat.SensitivityTable:
     bits = tuple(config.space.weight_bits)
     source = cache_key(task, config.pretrain) if not config.pretrain.checkpoint else \
         f"{Path(config.pretrain.checkpoint).resolve()}:{checkpoint.stat().st_mtime_ns}"
     act_bits = config.space.top_act_bits
     payload = json.dumps({"fp": source, "bits": bits, "batches": config.search.sensitivity_batches,
-                          "act_bits": act_bits, "probe": "calibrated-mse", "modules": task.module_map.to_dict()},
+                          "act_bits": act_bits, "probe": "calibrated-mse", "modules": module_map.to_dict()},
                          sort_keys=True)
     path = Path(config.cache_dir) / "sensitivity" / f"{hashlib.sha256(payload.encode()).hexdigest()[:16]}.json"
     if path.is_file():
         return mqat.SensitivityTable.from_dict(json.loads(path.read_text()))
-    table = mqat.sensitivity(model, task.module_map, loss_fn=task.loss_fn,
+    table = mqat.sensitivity(model, module_map, loss_fn=task.loss_fn,
                              batches=task.sensitivity_batches(config.search.sensitivity_batches),
                              bits=bits, act_bits=act_bits)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,16 +143,17 @@ def prepare(config: Config, checked: Checked, *, progress: bool = True, log=prin
     except ValueError as err:  # data that turn out unreadable while loading
         raise ConfigError(str(err)) from None
     model = load_model(task, fp.checkpoint)
-    table = _sensitivity(config, task, fp.checkpoint, model)
+    table = _sensitivity(config, task, checked.units_map, fp.checkpoint, model)
     search = config.search
     targets = list(search.targets)
     method = METHODS[search.method]
     if method.spread_targets:
         targets = ilp_targets(min(targets), max(targets), search.num_samples)
     plans = mqat.solve_bit_plans(table, checked.weight_counts, targets=targets, fp_weights=checked.fp_weights,
-                                 choices=list(config.space.weight_bits),
-                                 act_bits=config.space.top_act_bits)
-    seeds = seed_points(plans, config.space, table) if method.ilp_seeds and search.ilp_seeds else []
+                                 choices=list(config.space.weight_bits), act_bits=config.space.top_act_bits,
+                                 window=TARGET_WINDOW)
+    seeds = seed_points(plans, config.space, table, checked.units_map) if method.ilp_seeds and search.ilp_seeds \
+        else []
     fp_metrics = {**fp.metrics, "bops": fp_bops(task, model)}
     if on_export(search.objectives):
         fp_metrics.update(fp_latency(config, task, model))
@@ -183,30 +207,47 @@ def format_pretrain(result, metric) -> str:
     return "\n".join(lines)
 
 
-def module_shares(counts: dict[str, int], fp_weights: int, prefixes: dict[str, tuple[str, ...]]) -> str:
-    """Each module's share of the quantized weights (what its bits act on) and its prefixes; the
-    weights kept at full precision whatever the plan, as a share of all."""
+def module_shares(counts: dict[str, int], fp_weights: int, module_map: mqat.ModuleMap) -> str:
+    """Each unit's share of the quantized weights (what its bits act on) and its layer-name
+    prefixes: the modules, or their groups under each module; the weights kept at full
+    precision whatever the plan, as a share of all."""
     quantized = sum(counts.values())
-    lines = ["modules (layer-name prefixes) and their share of the quantized weights:"]
-    lines += [f"  {m:<10} {n / quantized:6.1%}  {', '.join(p.rstrip('.') for p in prefixes[m])}"
-              for m, n in counts.items()]
+    grouped = bool(module_map.groups)
+    kind = "modules and their groups" if grouped else "modules"
+    lines = [f"{kind} (layer-name prefixes) and their share of the quantized weights:"]
+    width = max(len(u) for u in counts) + (2 if grouped else 0)
+    for module in module_map.names:
+        units = module_map.units_of(module)
+        share = sum(counts[u] for u in units) / quantized
+        prefixes = "" if grouped else ", ".join(p.rstrip(".") for p in module_map.prefixes[module])
+        lines.append(f"  {module:<{width}} {share:6.1%}  {prefixes}".rstrip())
+        if grouped:
+            lines += [f"    {u:<{width - 2}} {counts[u] / quantized:6.1%}  "
+                      f"{', '.join(p.rstrip('.') for p in module_map.groups[module][u])}" for u in units]
     if fp_weights:
         lines.append(f"  kept at full precision: the first and last layers, {fp_weights / (quantized + fp_weights):.1%} "
                      "of all weights")
     return "\n".join(lines)
 
 
+def plan_bits(plan: mqat.BitPlan, module_map: mqat.ModuleMap) -> str:
+    """A plan's weight bits in a few words: ``backbone 4, fpn 2, head 4``, or each module's
+    groups' bits in order, ``backbone 4-4-3-2-2-8, fpn 8-8-8-8-4, head 8-8``."""
+    return ", ".join(f"{m} {'-'.join(str(plan.weight_bits[u]) for u in module_map.units_of(m))}"
+                     for m in module_map.names)
+
+
 def describe(prepared: Prepared) -> str:
     """The sensitivity table and the ILP plans, as ``mqat plan`` prints them."""
     counts, fp = prepared.checked.weight_counts, prepared.checked.fp_weights
     total = sum(counts.values()) + fp
-    prefixes = prepared.checked.task.module_map.prefixes
-    lines = [module_shares(counts, fp, prefixes)]
+    module_map = prepared.checked.units_map
+    lines = [module_shares(counts, fp, module_map)]
     lines += [str(prepared.table), "ILP plans (least summed sensitivity meeting each target):"]
     for target, plan in prepared.plans.items():
         cf = 32 * total / (sum(plan.weight_bits[m] * n for m, n in counts.items()) + 32 * fp)
         cost = sum(prepared.table.delta[m][b] for m, b in plan.weight_bits.items() if b < 32)
-        bits = ", ".join(f"{m} {b}" for m, b in plan.weight_bits.items())
-        lines.append(f"  target {target:>6g}x -> {cf:5.2f}x  [{bits}]  summed sensitivity {cost:.3f}")
+        lines.append(f"  target {target:>6g}x -> {cf:5.2f}x  [{plan_bits(plan, module_map)}]  summed sensitivity "
+                     f"{cost:.3f}")
     lines.append(f"highest reachable compression: {prepared.checked.max_compression:.2f}x")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from typing import Any
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 #: Config fields that are not keys of the file: the task's name and section are read apart
-_NOT_KEYS = {"task_name", "task", "task_dir", "modules"}
+_NOT_KEYS = {"task_name", "task", "task_dir", "modules", "units"}
 
 
 def field_help(cls: type) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import locations, parts, resources, storage
 from .config import Config, ConfigError
-from .prepare import Checked, Prepared, check, prepare
+from .prepare import Checked, Prepared, check, prepare, with_units
 
 
 @dataclass
@@ -45,6 +45,7 @@ def validate(config: Config, *, num_samples: int | None = None, resume: bool = F
             raise ConfigError(f"the number of samples must be at least 1, but got {num_samples}")
         config = replace(config, search=replace(config.search, num_samples=num_samples))
     checked = check(config, progress=progress)
+    config = with_units(config, checked)
     faults = parts.faults()
     locations.check_reachable(config)
     resources.check_writable(config)
@@ -137,7 +138,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     locations.check_shared(config)
     resources.check_cluster_resources(config)
     trainable = parts.trainable(config, prepared, faults)
-    metric, modules = checked.task.metric, list(checked.task.module_map.names)
+    metric, units = checked.task.metric, list(checked.units_map.units)  # what the bits_* parameters name
     if location is not None:
         log(f"resuming {location}")
         path = locations.local_dir(config, location)
@@ -147,10 +148,10 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
     else:
         location = storage.join(locations.storage_root(config), f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         path = locations.local_dir(config, location)
-        save_search_info(path, prepared.seeds, prepared.fp_metrics, metric, modules, config.search.objectives)
+        save_search_info(path, prepared.seeds, prepared.fp_metrics, metric, units, config.search.objectives)
         locations.publish(path, location)
         table = parts.table(config, prepared, path, location)
-        printer = ProgressPrinter(config.search.num_samples, log, metric.name, modules, config.search.objectives)
+        printer = ProgressPrinter(config.search.num_samples, log, metric.name, units, config.search.objectives)
         callbacks = ([printer, parts.recorder(config, prepared, table, location)] + parts.watch(config)
                      + [tune_state.StateKeeper(location), ReportsKeptOnRetry()])
         tuner = _tuner(config, prepared, trainable, path, location, callbacks, points)
@@ -168,7 +169,8 @@ def _after_the_fit(config: Config, prepared: Prepared, grid, table, path: Path, 
 
     task = prepared.checked.task
     modules = list(task.module_map.names)
-    rows = collect(grid, prepared.seeds, task.metric.companions, modules, config.search.objectives)
+    rows = collect(grid, prepared.seeds, task.metric.companions, list(prepared.checked.units_map.units),
+                   config.search.objectives)
     checkpoints = {r["trial_id"]: result.checkpoint for result, r in zip(grid, rows)}
     score_front_on_test(grid, rows, task, log=log,
                         runtime=config.search.deploy.runtime if config.search.deploy.onnx else None)

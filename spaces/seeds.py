@@ -30,22 +30,29 @@ def _geometric_mean(low: float, high: float) -> float:
     return math.exp((math.log(low) + math.log(high)) / 2)
 
 
-def sensitive_first(plan: mqat.BitPlan, table: mqat.SensitivityTable) -> list[str]:
-    """The modules by the loss increase the plan's bits cause, largest first: the module that
-    loses most is quantized first, so every later stage fine-tunes it again."""
-    return sorted(table.modules, key=lambda m: -table.delta[m].get(plan.weight_bits[m], 0.0))
+def sensitive_first(plan: mqat.BitPlan, table: mqat.SensitivityTable,
+                    module_map: mqat.ModuleMap | None = None) -> list[str]:
+    """The modules by the loss increase the plan's bits cause (summed over a module's groups),
+    largest first: the module that loses most is quantized first, so every later stage
+    fine-tunes it again."""
+    def loss(module: str) -> float:
+        units = module_map.units_of(module) if module_map is not None else (module,)
+        return sum(table.delta[u].get(plan.weight_bits[u], 0.0) for u in units)
+
+    modules = module_map.names if module_map is not None else table.modules
+    return sorted(modules, key=lambda m: -loss(m))
 
 
-def seed_point(plan: mqat.BitPlan, space: SpaceConfig,
-               table: mqat.SensitivityTable | None = None) -> dict[str, Any]:
+def seed_point(plan: mqat.BitPlan, space: SpaceConfig, table: mqat.SensitivityTable | None = None,
+               module_map: mqat.ModuleMap | None = None) -> dict[str, Any]:
     """One seed: only the parameters the space searches, with the plan's bits. The order is
     the most sensitive module first when ``table`` is given, else the recommended order."""
     point: dict[str, Any] = {}
     if space.order == SEARCH:
-        order = sensitive_first(plan, table) if table is not None else recommended_order(space.modules)
+        order = sensitive_first(plan, table, module_map) if table is not None else recommended_order(space.modules)
         point["order"] = order_name(order)
-    for module in space.modules:
-        point[f"bits_{module}"] = plan.weight_bits[module]
+    for unit in space.bit_units:
+        point[f"bits_{unit}"] = plan.weight_bits[unit]
     if isinstance(space.act_bits, (list, tuple)):
         point["act_bits"] = space.top_act_bits
     for name, rate, default in (("ema", "ema_decay", DEFAULT_EMA_DECAY), ("qc", "qc_lr", DEFAULT_QC_LR)):
@@ -64,11 +71,12 @@ def seed_point(plan: mqat.BitPlan, space: SpaceConfig,
 
 
 def seed_points(plans: Mapping[float, mqat.BitPlan], space: SpaceConfig,
-                table: mqat.SensitivityTable | None = None) -> list[dict[str, Any]]:
+                table: mqat.SensitivityTable | None = None,
+                module_map: mqat.ModuleMap | None = None) -> list[dict[str, Any]]:
     """Seeds for ILP plans (one per target), duplicates removed, in target order."""
     points, seen = [], set()
     for plan in plans.values():
-        point = seed_point(plan, space, table)
+        point = seed_point(plan, space, table, module_map)
         key = tuple(sorted(point.items()))
         if key not in seen:
             seen.add(key)

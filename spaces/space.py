@@ -18,7 +18,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from mqat import QUANT_BITS, derive_seed
+from mqat import GRANULARITIES, QUANT_BITS, derive_seed
 
 SEARCH = "search"
 UNIFORM = "uniform"  # the order value of the joint flow: every module quantized at once, one stage
@@ -53,6 +53,11 @@ class SpaceConfig:
     """What the search explores. ``modules`` are filled in from the task's module map."""
 
     modules: tuple[str, ...] = ()
+    #: what gets bits of its own: module (each module one bit-width), group (each module's layer
+    #: groups: a backbone's stages, its last stage's convolutions, the FPN's levels) or layer (every
+    #: conv and linear layer); the order is per module at every granularity
+    granularity: str = "module"
+    units: tuple[str, ...] = ()  # the groups or layers bits are given to (filled in from the model)
     order: Any = SEARCH  # search, or a fixed list of the modules, e.g. [fpn, head, backbone]
     joint: bool = False  # the joint flow is one of the searched orders (the recorded benchmark's grid)
     weight_bits: tuple[int, ...] = (2, 3, 4, 6, 8)  # the weight bits a module may get
@@ -74,6 +79,8 @@ class SpaceConfig:
         if not acts or any(isinstance(b, bool) or b not in QUANT_BITS + (32,) for b in acts):
             raise ValueError(f"space.act_bits must be bits among {list(QUANT_BITS) + [32]} "
                              f"(or a list of them), but got {self.act_bits!r}")
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"space.granularity must be one of {list(GRANULARITIES)}, but got {self.granularity!r}")
         if not isinstance(self.joint, bool):
             # a config's errors are ValueErrors (ConfigError, one line and exit 2), not TypeErrors
             raise ValueError(f"space.joint must be true or false, but got {self.joint!r}")  # noqa: TRY004
@@ -115,6 +122,11 @@ class SpaceConfig:
             raise ValueError(f"space.order must list every module once; it lacks {missing}")
 
     @property
+    def bit_units(self) -> tuple[str, ...]:
+        """What the bits_* parameters name: the groups or layers, or the modules."""
+        return self.units or self.modules
+
+    @property
     def top_act_bits(self) -> int:
         """The activation bits used where they are not searched (the highest of a list)."""
         return max(self.act_bits) if isinstance(self.act_bits, (list, tuple)) else self.act_bits
@@ -137,8 +149,8 @@ def define_space(trial, space: SpaceConfig) -> dict[str, Any]:
         trial.suggest_categorical("order", space.orders())
     else:
         fixed["order"] = order_name(space.order)
-    for module in space.modules:
-        trial.suggest_categorical(f"bits_{module}", list(space.weight_bits))
+    for unit in space.bit_units:
+        trial.suggest_categorical(f"bits_{unit}", list(space.weight_bits))
     if isinstance(space.act_bits, (list, tuple)):
         trial.suggest_categorical("act_bits", list(space.act_bits))
     else:

@@ -61,6 +61,12 @@ class TrialSetup:
     deploy: DeploySettings = field(default_factory=DeploySettings)  # the ONNX export and its latency
     ema_warmup_fraction: float = 0.05  # of the steps a trial runs: the searched decay then matters
     faults: dict[int, str] | None = None  # trial number -> fault kind (``trainables.faults``)
+    #: the task's module map split into the space's units (``space.granularity``), as a dict; None: the task's own
+    module_map: dict | None = None
+
+    def units_map(self, task: Task) -> mqat.ModuleMap:
+        """The module map a trial's plan gives bits to."""
+        return mqat.ModuleMap.from_dict(self.module_map) if self.module_map else task.module_map
 
 
 def ema_warmup_steps(task: Task, setup: TrialSetup, epochs: int) -> int:
@@ -139,18 +145,18 @@ def _weights_key(state: dict[str, torch.Tensor]) -> str:
 
 def run_flow(task: Task, stage: StageSettings, settings: TrialSettings, model: torch.nn.Module, *,
              train_epoch: Callable[..., float] | None = None, on_stage=None,
-             resume: mqat.FlowState | None = None) -> mqat.MQATResult:
+             resume: mqat.FlowState | None = None, module_map: mqat.ModuleMap | None = None) -> mqat.MQATResult:
     """What one trial computes: :func:`mqat.run_mqat` on the task's data with the trial's settings.
 
     Everything fitted reads training images only: each stage's calibration of its new quantizers,
     the BN re-estimation, QC and EMA (through ``train_epoch``, by default ``stage.images_per_epoch``
     random training images). Validation images only score (each stage on ``stage.eval_images``,
     the final model on all), so what ranks the trials never also fits them; test images are not
-    read here at all.
+    read here at all. ``module_map``: the task's, or its groups (a plan with bits per group).
     """
     train_epoch = train_epoch or functools.partial(task.train_epoch, images=stage.images_per_epoch)
     return mqat.run_mqat(
-        model, settings.plan, task.module_map, order=settings.order, train_epoch=train_epoch,
+        model, settings.plan, module_map or task.module_map, order=settings.order, train_epoch=train_epoch,
         evaluate=task.evaluate, evaluate_stage=functools.partial(task.evaluate, images=stage.eval_images),
         epochs_per_stage=settings.epochs_per_stage, ema=settings.ema, qc=settings.qc,
         calibration_batches=task.train_batches(stage.calibration_batches),
@@ -170,12 +176,12 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
         return
     device = _threads_and_device()
     task = _task(setup.task_name, setup.task_config, setup.cache_dir, str(device))
-    modules = task.module_map.names
-    epochs = len(modules) * int(config["epochs_per_stage"])
-    settings = trial_settings(config, modules, ema_warmup_steps=ema_warmup_steps(task, setup, epochs))
+    module_map = setup.units_map(task)
+    epochs = len(module_map.names) * int(config["epochs_per_stage"])
+    settings = trial_settings(config, module_map.units, ema_warmup_steps=ema_warmup_steps(task, setup, epochs))
     model = _fp_model(task, setup.fp_state)
     # known before training: what an early-stopping scheduler ranks a trial's stages by
-    planned = mqat.model_size(model, settings.plan, task.module_map, example_input=example_input(task).cpu())
+    planned = mqat.model_size(model, settings.plan, module_map, example_input=example_input(task).cpu())
     plan_compression, plan_bops = planned.compression, planned.bops
     context = tune.get_context()
     fault = fault_for(setup.faults or {}, Path(context.get_trial_dir()).name, context.get_trial_id())
@@ -190,13 +196,14 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
                  "final": False}, files)
 
     start = time.perf_counter()
-    result = run_flow(task, setup.stage, settings, model, train_epoch=train_epoch, on_stage=on_stage, resume=resume)
-    size = mqat.model_size(result.model, settings.plan, task.module_map)
+    result = run_flow(task, setup.stage, settings, model, train_epoch=train_epoch, on_stage=on_stage, resume=resume,
+                      module_map=module_map)
+    size = mqat.model_size(result.model, settings.plan, module_map)
     final = {**{f"metric/{k}": v for k, v in result.metrics.items()}, **result.final,
              "stage": len(result.stages), "stage_name": "final", "compression": size.compression,
              "model_bytes": size.packed_bytes, "bops": plan_bops, "oscillating_fraction": result.stages[-1].oscillating_fraction,
              "time_mqat_s": time.perf_counter() - start, "seed": settings.seed, "final": True}
-    plan, module_map = settings.plan, task.module_map
+    plan = settings.plan
     files = {MODEL_FILE: lambda path: mqat.export_packed(result.model, plan, module_map, path)}
     with tempfile.TemporaryDirectory() as directory:
         if setup.deploy.onnx:

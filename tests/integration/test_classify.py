@@ -84,7 +84,7 @@ def block(cin: int, cout: int, stride: int) -> nn.Module:
 @pytest.mark.slow
 def test_a_users_network_builder_and_its_sibling_file_reach_the_workers_of_a_cluster(tmp_path, digits):
     config = _config(tmp_path, digits, "my_network:build",
-                     modules={"stem": ["0."], "body": ["1.", "2."], "head": ["5."]})
+                     modules={"stem": ["0."], "body": ["1."], "head": ["2.", "5."]})   # 5: the last layer, kept FP
     (config.parent / "my_network.py").write_text(NETWORK)
     (config.parent / "my_blocks.py").write_text(BLOCKS)
     code, stdout, stderr = _driver(["-c", SCRIPT, str(config), str(tmp_path / "report.json")], tmp_path)
@@ -96,3 +96,35 @@ def test_a_users_network_builder_and_its_sibling_file_reach_the_workers_of_a_clu
     nodes = {report["node_id"] for t in experiment.glob("train_mqat_*") for report in read_reports(t)}
     assert nodes and nodes <= workers                                  # trials ran on the worker nodes
     assert "FP model: top-1" in stdout and "(trained now:" in stdout
+
+
+DEEPER = '''
+from torch import nn
+from my_blocks import block
+
+def build(num_classes: int) -> nn.Module:
+    return nn.Sequential(block(3, 16, 2), block(16, 16, 1), block(16, 32, 2), block(32, 32, 1), block(32, 32, 1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))
+'''
+
+
+@pytest.mark.slow
+def test_a_search_at_group_granularity_gives_each_layer_group_its_bits_and_deploys_them(tmp_path, digits):
+    """``space.granularity: group``: the automatic modules split into their blocks, a ``bits_*``
+    parameter each; the trials' plans, packed models and ONNX files carry the groups' bits."""
+    config = _config(tmp_path, digits, "my_network:build")
+    data = yaml.safe_load(config.read_text())
+    data["space"]["granularity"] = "group"
+    config.write_text(yaml.safe_dump(data))
+    (config.parent / "my_network.py").write_text(DEEPER)
+    (config.parent / "my_blocks.py").write_text(BLOCKS)
+    code, _, stderr = _driver(["-m", "search.cli", "search", "--config", str(config), "--quiet"], tmp_path)
+    assert code == 0, stderr[-3000:]
+    rows = _rows(tmp_path)
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    units = [list(json.loads(r["plan"])["weight_bits"]) for r in rows]
+    assert units[0] == units[1] and len(units[0]) > 3                    # more units than the 3 modules
+    assert {u.split(".")[0] for u in units[0]} == {"stem", "body", "head"}
+    for r in rows:
+        assert r["onnx_bytes"] > 0 and r["model_bytes"] > 0
+        assert r["test_accuracy_onnx"] is None or r["test_accuracy_onnx"] >= 0

@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from mqat import blocks
 from trainables.classify.config import ClassifyConfig
 from trainables.classify.images import read_folder
-from trainables.classify.network import auto_modules, blocks, builder
+from trainables.classify.network import auto_modules, builder
 from trainables.classify.task import ClassifyTask
 
 TORCHVISION = "torchvision.models:"

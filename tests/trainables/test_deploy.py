@@ -31,4 +31,5 @@ def test_each_trial_times_the_fp_model_beside_its_own_export_which_is_exported_o
     assert found[0]["fp_latency_ms"] != found[1]["fp_latency_ms"]  # timed with each trial, not cached
     for metrics in found:
         assert metrics["speedup_vs_fp"] == metrics["fp_latency_ms"] / metrics["latency_ms"]
-        assert metrics["speedup_vs_fp_batch"] > 0 and metrics["latency_provider"] == "CPUExecutionProvider"
+        # the default runtime, auto: OpenVINO on a CPU where it is installed (the set-up installs it)
+        assert metrics["speedup_vs_fp_batch"] > 0 and metrics["latency_provider"].startswith("openvino:CPU (")

@@ -10,6 +10,8 @@ from typing import Any
 
 from torch import nn
 
+import mqat
+
 from .torchvision_compat import import_torchvision, needs_torchvision
 
 AUTO_NAMES = ("stem", "body", "head")
@@ -105,44 +107,12 @@ def _is_fetch_error(err: BaseException | None) -> bool:
     return False
 
 
-def _layers(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
-    """The conv and linear layers inside ``module`` (itself included), by their names in the model."""
-    return [(name, m) for name, m in module.named_modules(prefix=prefix) if isinstance(m, (nn.Conv2d, nn.Linear))]
-
-
-def blocks(model: nn.Module, *, kept: Collection[str] = (), parts: int = len(AUTO_NAMES)) -> list[tuple[str, int]]:
-    """The network's blocks in order, each with the weights that will be quantized (its conv and
-    linear weights, those of the layers in ``kept``, left at full precision, not counted): the
-    root's children, any block holding more than ``1 / parts`` of those weights opened into its
-    children, repeatedly, down to single layers where need be (a ResNet's last stage, a
-    ``features`` wrapper). A block of kept layers alone holds 0 and goes with its neighbours."""
-    def quantized(module: nn.Module, prefix: str) -> int:
-        return sum(layer.weight.numel() for name, layer in _layers(module, prefix) if name not in kept)
-
-    total = quantized(model, "")
-    found: list[tuple[str, int]] = []
-
-    def visit(prefix: str, module: nn.Module) -> None:
-        for name, child in module.named_children():
-            qualified = f"{prefix}{name}"
-            if not _layers(child, qualified):
-                continue
-            weights = quantized(child, qualified)
-            if weights > total / parts and any(_layers(c, "") for c in child.children()):
-                visit(f"{qualified}.", child)
-            else:
-                found.append((qualified, weights))
-
-    visit("", model)
-    return found
-
-
 def auto_modules(model: nn.Module, *, kept: Collection[str] = ()) -> dict[str, list[str]]:
-    """``stem`` / ``body`` / ``head``: the blocks (:func:`blocks`) cut at the two boundaries that
+    """``stem`` / ``body`` / ``head``: the blocks (:func:`mqat.blocks`) cut at the two boundaries that
     make the three shares of the quantized weights most equal (the smallest share the largest,
     so that every module's bits matter, then the largest the smallest); each module's prefixes
     are its blocks' names."""
-    found = blocks(model, kept=kept)
+    found = mqat.blocks(model, kept=kept, parts=len(AUTO_NAMES))
     if sum(w > 0 for _, w in found) < len(AUTO_NAMES):
         raise ValueError(f"task.modules: auto needs at least {len(AUTO_NAMES)} blocks holding quantized conv or "
                          f"linear layers, but the network has {sum(w > 0 for _, w in found)}: give the modules as "
