@@ -9,7 +9,8 @@ import platform
 import time
 from pathlib import Path
 
-SECTIONS = ("kernel", "step", "deploy", "scaling", "orchestration", "quality", "fidelity", "fidelity-detect",
+SECTIONS = ("kernel", "step", "deploy", "scaling", "orchestration", "quality", "fidelity", "fidelity-shared",
+            "fidelity-detect",
             "early-stopping", "scale", "chaos")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -9,7 +9,8 @@ model's float layers in bf16 on a CPU with bf16 instructions: the ratio is to th
 
 The plans are the backbone bit-widths a front spans (8, 4, 3 and 2 bits, the rest as the
 quickstart's fronts had them), calibrated on training images, not trained: latency depends on the
-plan and the layout, not on the weights' values.
+plan and the layout, not on the weights' values; each also with one input quantizer per shared
+tensor (``shared``, speed layout: ``search.stage.share_inputs``).
 """
 from __future__ import annotations
 
@@ -48,13 +49,17 @@ def _models(quick: bool, directory: Path) -> dict[str, Path]:
     models = {"FP": directory / "fp.onnx"}
     mqat.export_onnx(fp.eval(), models["FP"], example_input=example)  # no quantized layer: a plain export
     for name, bits in PLANS.items():
-        model = task.build_model()
-        model.load_state_dict(prepared.fp_state)
-        mqat.quantize_(model, mqat.BitPlan(dict(zip(task.module_map.names, bits)), act_bits=8), task.module_map)
-        mqat.calibrate(model, task.train_batches(2), seed=0)
-        for layout in ("speed", "size"):
-            models[f"{name} {layout}"] = directory / f"{name}-{layout}.onnx"
-            mqat.export_onnx(model.eval(), models[f"{name} {layout}"], example_input=example, layout=layout)
+        for shared in (False, True):
+            model = task.build_model()
+            model.load_state_dict(prepared.fp_state)
+            mqat.quantize_(model, mqat.BitPlan(dict(zip(task.module_map.names, bits)), act_bits=8), task.module_map)
+            if shared:  # one input quantizer per tensor its readers share: speed layout only
+                mqat.share_input_quantizers(model, mqat.input_groups(model, example))
+            mqat.calibrate(model, task.train_batches(2), seed=0)
+            for layout in ("speed",) if shared else ("speed", "size"):
+                key = f"{name} {layout}" + (" shared" if shared else "")
+                models[key] = directory / f"{key.replace(' ', '-')}.onnx"
+                mqat.export_onnx(model.eval(), models[key], example_input=example, layout=layout)
     torch.set_num_threads(1)
     return models, tuple(example.shape[1:])
 

@@ -40,6 +40,7 @@ class Arm:
     act_bits: int = 8
     fixes: bool = False  # also score BN re-estimation, QC and EMA+QC from the same run
     quantize_first_last: bool = False  # quantize the network's first and last layers too
+    shared_inputs: bool = False  # readers of one tensor share one input quantizer (mqat.input_groups)
 
 
 ARMS = (
@@ -115,12 +116,13 @@ def _trained(quick: bool, arm: Arm, seed: int, lr: float | None = None, task_nam
     epochs = 3  # one epoch per module: the joint arm gets the same budget in one stage
     steps = epochs * task.steps_per_epoch(search.stage.images_per_epoch)
     calibration = task.train_batches(search.sensitivity_batches * 2)  # fitted on training images only
+    groups = mqat.input_groups(model, calibration[0][0][:1]) if arm.shared_inputs else None
     result = mqat.run_mqat(
         model, plan, module_map, order=_order(arm, plan, prepared.table),
         train_epoch=functools.partial(task.train_epoch, images=search.stage.images_per_epoch),
         evaluate=lambda m: {"accuracy": 0.0},  # scored below, on the test split
         ema=mqat.EMAConfig(decay=0.99, warmup_steps=max(1, round(0.05 * steps))),
-        calibration_batches=calibration, seed=seed,
+        calibration_batches=calibration, seed=seed, shared_inputs=groups,
         optimizer=lambda params: torch.optim.Adam(params, lr=lr or seed_lr(config)))
     raw, ema = model, result.model
     out = {"LSQ": _score(task, raw), "EMA": _score(task, ema)}

@@ -44,6 +44,7 @@ from ._qc import QCConfig, add_qc, fold_qc
 from ._quantize import quantize_, quantized_layers
 from ._seed import derive_seed, seed_everything
 from ._sensitivity import SensitivityTable, sensitivity
+from ._shared_inputs import input_groups, share_input_quantizers
 from ._size import ModelSize, ModuleSize, model_size
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "export_packed",
     "fold_qc",
     "grouped",
+    "input_groups",
     "load_packed",
     "lsq_fake_quant",
     "max_compression",
@@ -97,6 +99,7 @@ __all__ = [
     "runtime_available",
     "seed_everything",
     "sensitivity",
+    "share_input_quantizers",
     "solve_bit_plan",
     "solve_bit_plans",
     "train_qc",

@@ -135,7 +135,7 @@ def calibrate(model: nn.Module, batches: Iterable, *, weights: str = "mse", acti
     for _, layer in chosen:
         if layer.weight_quant is not None:
             set_weight_step(layer.weight_quant, layer.weight, weights)
-    observed = [(n, layer) for n, layer in chosen if layer.act_quant is not None]
+    observed = _own_input_quantizers(model, chosen)
     if observed:
         # layers not yet calibrated run at FP meanwhile (they would initialise themselves)
         bypassed = chosen + [(n, layer) for n, layer in quantized_layers(model)
@@ -143,6 +143,23 @@ def calibrate(model: nn.Module, batches: Iterable, *, weights: str = "mse", acti
         _calibrate_activations(model, observed, bypassed, list(batches), activations, percentile,
                                forward or _default_forward, seed)
     return model
+
+
+def _own_input_quantizers(model: nn.Module, chosen) -> list:
+    """The chosen layers whose input quantizers get calibrated: one layer per quantizer (readers of
+    one tensor may share one), and none that an already calibrated layer outside ``chosen`` shares
+    (it keeps its trained step)."""
+    names = {n for n, _ in chosen}
+    outside = {id(layer.act_quant) for n, layer in quantized_layers(model)
+               if n not in names and layer.act_quant is not None}
+    observed, seen = [], set()
+    for name, layer in chosen:
+        quantizer = layer.act_quant
+        if quantizer is None or id(quantizer) in seen or (id(quantizer) in outside and quantizer.is_initialized()):
+            continue
+        seen.add(id(quantizer))
+        observed.append((name, layer))
+    return observed
 
 
 def _chosen_layers(model: nn.Module, layers: Sequence[str] | None) -> list[tuple[str, QuantConv2d | QuantLinear]]:

@@ -62,9 +62,12 @@ class ModelEMA:
         """Fold the model's current tensors into the average (call after each optimizer step)."""
         a = self.decay_at(self.updates)
         shadow = self.module.state_dict()
-        floats_ema, floats_new = [], []
+        floats_ema, floats_new, seen = [], [], set()
         for name, tensor in model.state_dict().items():
             target = shadow[name]
+            if target.data_ptr() in seen:  # a module shared by several layers: averaged once
+                continue
+            seen.add(target.data_ptr())
             if target.is_floating_point() and name not in self._fresh:
                 floats_ema.append(target)
                 floats_new.append(tensor.detach())

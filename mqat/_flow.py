@@ -24,6 +24,7 @@ from ._plan import FULL_PRECISION, BitPlan
 from ._qc import QCConfig, add_qc, clamp_qc, fold_qc, frozen
 from ._quantize import quantize_, quantized_layers
 from ._seed import derive_seed, seed_everything
+from ._shared_inputs import share_input_quantizers
 from ._size import model_size
 
 #: ``train_epoch(model, optimizer, on_step) -> mean loss``: one epoch of training. It must call
@@ -162,7 +163,8 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
              forward: Forward | None = None, seed: int | None = None,
              on_stage: Callable[[StageResult], None] | None = None,
              evaluate_stage: Evaluate | None = None, ema_every_stage: bool = False,
-             resume: FlowState | None = None, oscillation_threshold: float = 0.005) -> MQATResult:
+             resume: FlowState | None = None, oscillation_threshold: float = 0.005,
+             shared_inputs: Sequence[Sequence[str]] | None = None) -> MQATResult:
     """Modular QAT: quantize the modules one at a time in ``order``, fine-tuning after each.
 
     Each stage quantizes its module, calibrates the new quantizers on ``calibration_batches``
@@ -178,6 +180,9 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
     of the raw model; with ``bn_batches`` its BatchNorm statistics are
     re-estimated (:func:`reestimate_bn`); with ``qc`` it gets the QC correction, folded away at
     the end. Every candidate is scored with ``evaluate`` (the same images for each).
+
+    ``shared_inputs``: groups of layers that read one tensor (:func:`mqat.input_groups`); each
+    group's quantized layers share one input quantizer (:func:`mqat.share_input_quantizers`).
 
     ``seed`` fixes each stage's randomness (the stage reseeds torch, numpy and ``random`` from
     ``seed`` and its index), so a resumed run trains as an uninterrupted one.
@@ -201,13 +206,13 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
                  ema=ema, calibration=calibration if calibration_batches else None,
                  calibration_batches=calibration_batches, forward=forward, seed=seed,
                  on_stage=on_stage or (lambda result: None), ema_every_stage=ema_every_stage,
-                 oscillation_threshold=oscillation_threshold,
+                 oscillation_threshold=oscillation_threshold, shared_inputs=shared_inputs or (),
                  returns_raw=ema is None and qc is None and not bn_batches)
     skip = resume.next_stage if resume is not None else 0
     for index, modules in enumerate(stages):
         name = "+".join(modules) if order is not None else "uniform"
         if index < skip:  # rebuild the structure the saved state fits, then load it
-            quantize_(model, plan, module_map, modules=modules)
+            flow.quantize_modules(modules)
             if index == skip - 1:
                 assert resume is not None  # stages are skipped only when resuming
                 flow.restore(resume)
@@ -221,13 +226,14 @@ class _Flow:
 
     def __init__(self, model, plan, module_map, *, train_epoch, evaluate, evaluate_stage, optimizer,
                  epochs, ema, calibration, calibration_batches, forward, seed, on_stage,
-                 ema_every_stage, oscillation_threshold, returns_raw):
+                 ema_every_stage, oscillation_threshold, shared_inputs, returns_raw):
         self.model, self.plan, self.module_map = model, plan, module_map
         self.train_epoch, self.evaluate, self.evaluate_stage = train_epoch, evaluate, evaluate_stage
         self.optimizer, self.epochs = optimizer, epochs
         self.calibration, self.calibration_batches = calibration, calibration_batches
         self.forward, self.seed, self.on_stage = forward, seed, on_stage
         self.ema_every_stage, self.threshold = ema_every_stage, oscillation_threshold
+        self.shared_inputs = shared_inputs
         self.returns_raw = returns_raw  # the last stage's raw model is the one returned
         self.shadow = ModelEMA(model, decay=ema.decay, warmup_steps=ema.warmup_steps) if ema else None
         self.tracker: OscillationTracker | None = None
@@ -255,10 +261,16 @@ class _Flow:
         self.done = [m for r in self.results for m in r.modules]
         self.tracker = OscillationTracker(self.model, self.module_map, threshold=self.threshold)
 
+    def quantize_modules(self, modules: list[str]) -> None:
+        """Quantize ``modules``' layers; readers of one tensor share an input quantizer if asked."""
+        quantize_(self.model, self.plan, self.module_map, modules=modules)
+        if self.shared_inputs:
+            share_input_quantizers(self.model, self.shared_inputs)
+
     def quantize(self, index: int, modules: list[str]) -> None:
         """Quantize ``modules`` and calibrate their new quantizers from data."""
         before = {name for name, _ in quantized_layers(self.model)}
-        quantize_(self.model, self.plan, self.module_map, modules=modules)
+        self.quantize_modules(modules)
         self.done += modules
         new = [name for name, _ in quantized_layers(self.model) if name not in before]
         if self.calibration is not None and new:

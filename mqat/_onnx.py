@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from ._files import atomic_write
 from ._layers import QuantConv2d, QuantLinear
-from ._onnx_rewrite import LAYER_ATTRIBUTE, fold_batch_norms, narrow_types
+from ._onnx_rewrite import LAYER_ATTRIBUTE, fold_batch_norms, merge_shared_quantizers, narrow_types
 from ._onnx_strides import slice_strided_pointwise
 from ._qc import fold_qc
 from ._quantize import quantized_layers
@@ -192,6 +192,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, example_input: Ten
                           do_constant_folding=True)
     graph = onnx.load_from_string(buffer.getvalue())
     narrow_types(graph, twins, OPSET, layout)
+    merge_shared_quantizers(graph)
     if layout == "speed":
         fold_batch_norms(graph)
         slice_strided_pointwise(graph)

@@ -153,6 +153,42 @@ def narrow_types(model, twins: Mapping[str, Any], opset: int, layout: str = "spe
             entry.version = opset
 
 
+def merge_shared_quantizers(model) -> int:
+    """One ``QuantizeLinear -> (Clip) -> DequantizeLinear`` per tensor and step: chains that read
+    the same tensor with equal steps (layers that share an input quantizer, each exported with its
+    own copy) become one, every reader reading it, in place; returns how many were merged."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+
+    def constant(name: str) -> tuple:
+        array = values[name]
+        return str(array.dtype), array.shape, array.tobytes()
+
+    kept: dict[tuple, str] = {}
+    renamed: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in producers:
+            continue
+        chain, source = [], producers[node.input[0]]
+        if source.op_type == "Clip":
+            chain.append(tuple(constant(n) for n in source.input[1:]))
+            source = producers.get(source.input[0], source)
+        if source.op_type != "QuantizeLinear" or any(n not in values for n in (*source.input[1:], *node.input[1:])):
+            continue
+        key = (source.input[0], *(constant(n) for n in source.input[1:]), *chain,
+               *(constant(n) for n in node.input[1:]))
+        renamed[node.output[0]] = kept.setdefault(key, node.output[0])
+    merged = {old: new for old, new in renamed.items() if old != new}
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = merged.get(name, name)
+    _prune(graph)
+    return len(merged)
+
+
 def fold_batch_norms(model) -> int:
     """Fold each BatchNormalization that alone reads a quantized Conv's output into that Conv:
     ``BN(conv(x, W_int * s) + b) = conv(x, W_int * (a s)) + (a b + beta - a mean)``, with

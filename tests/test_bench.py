@@ -40,10 +40,12 @@ def test_bench_quick_deploy_times_fp_and_each_plan_in_both_layouts_and_runtimes(
     for runtime in ("onnxruntime", "openvino"):
         for batch in (1, 8):
             cell = {r["what"].split(": ", 1)[1]: r for r in rows if r["runtime"] == runtime and r["batch"] == batch}
-            # FP, 4 plans x 2 layouts; in OpenVINO also its FP model with the floats in f32 (its default
-            # is bf16 on CPUs that have it), and every model's ratio to that one
+            # FP, 4 plans x 2 layouts, and each plan in the speed layout with one input quantizer per
+            # shared tensor; in OpenVINO also its FP model with the floats in f32 (its default is bf16
+            # on CPUs that have it), and every model's ratio to that one
             f32 = runtime == "openvino"
-            assert len(cell) == 9 + f32 and cell["FP (ms)"]["ratio"] == 1.0
+            assert len(cell) == 13 + f32 and cell["FP (ms)"]["ratio"] == 1.0
+            assert "W8-8-8 speed shared (ms)" in cell
             for r in cell.values():
                 assert r["value"] > 0 and abs(r["ratio"] - cell["FP (ms)"]["value"] / r["value"]) < 1e-9
                 if f32:

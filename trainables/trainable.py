@@ -38,6 +38,9 @@ class StageSettings:
     eval_images: int | None = 500  # validation images scoring each stage (null: all); the final model uses all
     calibration_batches: int = 8  # training batches that set each stage's new quantizer steps
     bn_batches: int = 8  # training batches that re-estimate BN statistics (trials with bn on)
+    #: the layers that read one tensor share one input quantizer (one step, which a runtime can
+    #: fuse into the layer that made the tensor); measured by python -m bench --only fidelity-shared
+    share_inputs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("calibration_batches", "bn_batches"):
@@ -155,14 +158,17 @@ def run_flow(task: Task, stage: StageSettings, settings: TrialSettings, model: t
     read here at all. ``module_map``: the task's, or its groups (a plan with bits per group).
     """
     train_epoch = train_epoch or functools.partial(task.train_epoch, images=stage.images_per_epoch)
+    calibration = task.train_batches(stage.calibration_batches)
+    first = calibration[0][0] if isinstance(calibration[0], (tuple, list)) else calibration[0]
+    shared = mqat.input_groups(model, first[:1]) if stage.share_inputs else None
     return mqat.run_mqat(
         model, settings.plan, module_map or task.module_map, order=settings.order, train_epoch=train_epoch,
         evaluate=task.evaluate, evaluate_stage=functools.partial(task.evaluate, images=stage.eval_images),
         epochs_per_stage=settings.epochs_per_stage, ema=settings.ema, qc=settings.qc,
-        calibration_batches=task.train_batches(stage.calibration_batches),
+        calibration_batches=calibration,
         bn_batches=task.train_batches(stage.bn_batches) if settings.bn else None,
         seed=settings.seed, optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr),
-        on_stage=on_stage, resume=resume)
+        on_stage=on_stage, resume=resume, shared_inputs=shared)
 
 
 def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:

@@ -84,7 +84,8 @@ def test_what_a_trial_fits_reads_training_images_only(tmp_path, ema, qc, bn):
              "ema": ema, "ema_decay": 0.9, "qc": qc, "qc_lr": 1e-3, "bn": bn, "lr": 1e-3,
              "epochs_per_stage": 1, "seed": 0}
     settings = trial_settings(point, task.module_map.names, ema_warmup_steps=2)
-    stage = StageSettings(images_per_epoch=32, eval_images=32, calibration_batches=2, bn_batches=2)
+    stage = StageSettings(images_per_epoch=32, eval_images=32, calibration_batches=2, bn_batches=2,
+                          share_inputs=qc)
     scored: list[str] = []
     original = task.score
     task.score = lambda model, batches: (scored.append("val"), original(model, batches))[1]
