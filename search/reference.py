@@ -26,7 +26,16 @@ _NOT_KEYS = {"task_name", "task", "task_dir", "modules", "units"}
 
 
 def field_help(cls: type) -> dict[str, str]:
-    """Each field's help: its ``#:`` comment lines above it, or its trailing ``#`` comment."""
+    """Each field's help: its ``#:`` comment lines above it, or its trailing ``#`` comment (in the
+    class that declares it: a base class's fields keep their help)."""
+    helps: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass) and klass is not cls:
+            helps.update(_own_help(klass))
+    return {**helps, **{k: v for k, v in _own_help(cls).items() if v or k not in helps}}
+
+
+def _own_help(cls: type) -> dict[str, str]:
     source = textwrap.dedent(inspect.getsource(cls))
     helps: dict[str, str] = {}
     pending: list[str] = []

@@ -67,7 +67,7 @@ __all__ = ["Metric", "Task", "check_task", "code_hash", "code_hash_of_file", "ex
 
 #: Tasks that ship with mqat-search; installed packages add theirs through this entry-point group.
 BUILT_IN = {"pose": "trainables.pose:PoseTask", "detect": "trainables.detect:DetectTask",
-            "classify": "trainables.classify:ClassifyTask"}
+            "classify": "trainables.classify:ClassifyTask", "yolo": "trainables.yolo:YoloTask"}
 ENTRY_POINT_GROUP = "mqat.tasks"
 DEFAULT_TASK = "pose"  # a config's task when it names none
 

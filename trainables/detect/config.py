@@ -10,11 +10,11 @@ SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class DetectConfig:
-    """The data (rendered multi-object scenes, or ``source: coco``: per split an image folder and
-    its COCO annotations, ``coco: {train: {images: dir, annotations: instances.json}, val: ...,
-    test: ...}``, the classes read from the training file), the detector's size, and decoding.
-    The ``*_images`` counts and the scene settings apply to rendered data only."""
+class SceneData:
+    """Detection data: rendered multi-object scenes, or ``source: coco``: per split an image
+    folder and its COCO annotations, ``coco: {train: {images: dir, annotations: instances.json},
+    val: ..., test: ...}``, the classes read from the training file; and how detections are
+    decoded and scored. The ``*_images`` counts and the scene settings apply to rendered data only."""
 
     source: str = "rendered"  # rendered (multi-object scenes, rendered and cached) or coco
     #: with source: coco, per split its image folder and COCO annotations:
@@ -28,8 +28,6 @@ class DetectConfig:
     min_size: float = 6.0              # object sides in pixels, log-uniform between min_size and max_size
     max_size: float = 56.0             # the largest object side in pixels
     clutter: int = 6                   # distracting strokes per image (no class of their own)
-    widths: tuple[int, ...] = (16, 32, 64, 96, 128)   # backbone stages at strides 2, 4, 8, 16, 32
-    neck_channels: int = 48  # channels of the neck's levels
     batch_size: int = 32  # training batch size
     score_threshold: float = 0.05  # detections below this score are dropped before NMS
     nms_iou: float = 0.5  # non-maximum suppression's IoU threshold
@@ -46,16 +44,12 @@ class DetectConfig:
             object.__setattr__(self, "coco", _coco_paths(self.coco))
         elif self.coco:
             raise ValueError("task.coco is read only with task.source: coco")
-        for name in ("train_images", "val_images", "test_images", "max_objects", "neck_channels",
-                     "batch_size", "bootstrap"):
+        for name in ("train_images", "val_images", "test_images", "max_objects", "batch_size", "bootstrap"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"task.{name} must be an integer >= 1, but got {value!r}")
         if self.image_size < 64 or self.image_size % 32:
             raise ValueError(f"task.image_size must be a multiple of 32 and >= 64, but got {self.image_size!r}")
-        if len(self.widths) != 5 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths):
-            raise ValueError(f"task.widths must be 5 positive integers (the backbone's stages at strides "
-                             f"2 to 32), but got {list(self.widths)}")
         if not 2 <= self.min_size < self.max_size <= self.image_size:
             raise ValueError(f"task.min_size and task.max_size must satisfy 2 <= min_size < max_size <= "
                              f"image_size, but got {self.min_size!r} and {self.max_size!r}")
@@ -63,6 +57,25 @@ class DetectConfig:
             raise ValueError(f"task.clutter must lie in [0, 50], but got {self.clutter!r}")
         if not 0 < self.score_threshold < 1 or not 0 < self.nms_iou < 1:
             raise ValueError("task.score_threshold and task.nms_iou must lie in (0, 1)")
+
+
+@dataclass(frozen=True)
+class DetectConfig(SceneData):
+    """The detect task: its data (:class:`SceneData`) and the YOLO-style detector's size."""
+
+    widths: tuple[int, ...] = (16, 32, 64, 96, 128)   # backbone stages at strides 2, 4, 8, 16, 32
+    neck_channels: int = 48  # channels of the neck's levels
+
+    def __hash__(self) -> int:  # as SceneData's (a subclass of a class with __hash__ gets none)
+        return SceneData.__hash__(self)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.neck_channels, bool) or not isinstance(self.neck_channels, int) or self.neck_channels < 1:
+            raise ValueError(f"task.neck_channels must be an integer >= 1, but got {self.neck_channels!r}")
+        if len(self.widths) != 5 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths):
+            raise ValueError(f"task.widths must be 5 positive integers (the backbone's stages at strides "
+                             f"2 to 32), but got {list(self.widths)}")
 
 
 def _coco_paths(coco: Any) -> dict[str, dict[str, str]]:
