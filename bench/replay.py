@@ -124,11 +124,13 @@ def space_config(table: Table):
 def seeds(table: Table, space, targets=(4.0, 8.0, 12.0)) -> list[dict[str, Any]]:
     """The ILP seed points the real search would run first (``search.prepare``'s)."""
     import mqat
+    from search.prepare import TARGET_WINDOW
     from spaces import seed_points
 
     sensitivity = mqat.SensitivityTable.from_dict(table.priors["sensitivity"])
     plans = mqat.solve_bit_plans(sensitivity, table.priors["weight_counts"], targets=list(targets),
-                                 fp_weights=table.priors["fp_weights"], choices=list(table.bits), act_bits=8)
+                                 fp_weights=table.priors["fp_weights"], choices=list(table.bits), act_bits=8,
+                                 window=TARGET_WINDOW)
     return seed_points(plans, space, sensitivity)
 
 
