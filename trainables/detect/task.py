@@ -173,9 +173,12 @@ class DetectTask:
         model.eval()
         out = []
         for start in range(0, len(images), batch_size):
-            outputs = model(self._inputs(images[start:start + batch_size]))
-            out += decode(outputs, score_threshold=self.config.score_threshold, iou_threshold=self.config.nms_iou)
+            out += self.decode(model(self._inputs(images[start:start + batch_size])))
         return out
+
+    def decode(self, outputs: Any) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """A batch's network outputs as boxes, scores and classes per image (after NMS)."""
+        return decode(outputs, score_threshold=self.config.score_threshold, iou_threshold=self.config.nms_iou)
 
     def evaluate(self, model: nn.Module, *, images: int | None = None, split: str = "val") -> dict[str, float]:
         """COCO mAP@[.5:.95] (``accuracy``) and mAP@.5 on the first ``images`` of ``split``,

@@ -150,17 +150,10 @@ class YoloTask(DetectTask):
         return total / len(order)
 
     # ---- detections: Ultralytics' NMS ----------------------------------------------------
-    @torch.no_grad()
-    def detect(self, model: nn.Module, images: Tensor, batch_size: int = 64) -> list[tuple[Tensor, Tensor, Tensor]]:
+    def decode(self, outputs: Any) -> list[tuple[Tensor, Tensor, Tensor]]:
         from ultralytics.utils.nms import non_max_suppression
 
-        model.eval()
-        out = []
-        for start in range(0, len(images), batch_size):
-            predictions = model(self._inputs(images[start:start + batch_size]))
-            predictions = predictions[0] if isinstance(predictions, (tuple, list)) else predictions
-            for kept in non_max_suppression(predictions, conf_thres=self.config.score_threshold,
-                                            iou_thres=self.config.nms_iou, max_det=100):
-                kept = kept.cpu()
-                out.append((kept[:, :4], kept[:, 4], kept[:, 5].long()))
-        return out
+        predictions = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+        kept = non_max_suppression(predictions, conf_thres=self.config.score_threshold,
+                                   iou_thres=self.config.nms_iou, max_det=100)
+        return [(k[:, :4].cpu(), k[:, 4].cpu(), k[:, 5].long().cpu()) for k in kept]
