@@ -179,7 +179,8 @@ def run_mqat(model: nn.Module, plan: BitPlan, module_map: ModuleMap, *,
     (restarted at every stage, so it averages the last stage's network) and is returned instead
     of the raw model; with ``bn_batches`` its BatchNorm statistics are
     re-estimated (:func:`reestimate_bn`); with ``qc`` it gets the QC correction, folded away at
-    the end. Every candidate is scored with ``evaluate`` (the same images for each).
+    the end. The model returned is scored with ``evaluate``, the candidates before it (the raw
+    model, the EMA model before BN re-estimation or QC) with ``evaluate_stage``.
 
     ``shared_inputs``: groups of layers that read one tensor (:func:`mqat.input_groups`); each
     group's quantized layers share one input quantizer (:func:`mqat.share_input_quantizers`).
