@@ -128,12 +128,34 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _by_module(units: list[str]) -> dict[str, list[str]]:
+    """Units in network order, by module: a group ``<module>.<path>`` under its module."""
+    grouped: dict[str, list[str]] = {}
+    for unit in units:
+        grouped.setdefault(unit.split(".", 1)[0], []).append(unit)
+    return grouped
+
+
+def _bits(weight_bits: dict[str, int]) -> str:
+    """A plan's bits, ``4-2-4`` by module, or ``8-6-3-3-2-3/6-8-6-6-6/8-8`` by module's groups."""
+    grouped = _by_module(list(weight_bits)).values()
+    separator = "-" if all(len(units) == 1 for units in grouped) else "/"
+    return separator.join("-".join(str(weight_bits[u]) for u in units) for units in grouped)
+
+
+def _bits_legend(units: list[str]) -> str:
+    grouped = _by_module(units)
+    if all(len(v) == 1 for v in grouped.values()):
+        return "-".join(units)
+    return "/".join(f"{m} ({len(v)} group{'s' if len(v) > 1 else ''})" for m, v in grouped.items())
+
+
 def format_front(rows: list[dict[str, Any]], metric: Metric = ACCURACY) -> str:
     """The Pareto rows as a table, by compression, the score named as ``metric`` names it."""
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["compression"])
     if not front:
         return "(no finished trial)"
-    modules = "-".join(json.loads(front[0]["plan"])["weight_bits"])
+    modules = _bits_legend(list(json.loads(front[0]["plan"])["weight_bits"]))
     latency = any(r.get("latency_ms") is not None for r in front)
     header = (f"{'compression':>11}  {'val ' + metric.name:>16}  {'test ' + metric.name:>16}  {'bytes':>9}  "
               + (f"{'ms':>7}  {'x FP':>5}  " if latency else "") +
@@ -143,7 +165,7 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = ACCURACY) -> str:
         header = header.replace(f"{'bytes':>9}", f"{'test, in runtime':>16}  {'bytes':>9}", 1)
     lines = [header]
     for r in front:
-        bits = "-".join(str(b) for b in json.loads(r["plan"])["weight_bits"].values())
+        bits = _bits(json.loads(r["plan"])["weight_bits"])
         ema = f"{r['ema_decay']:.4g}" if r["ema"] else "-"
         qc = f"{r['qc_lr']:.1e}" if r["qc"] else "-"
         lines.append(f"{r['compression']:10.2f}x  {_with_se(r['accuracy'], r['accuracy_se']):>16}  "

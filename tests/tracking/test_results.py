@@ -56,3 +56,11 @@ def test_the_slower_than_fp_note_suggests_openvino_only_where_it_was_not_the_run
            "try search.deploy.runtime: openvino" in timed("CPUExecutionProvider")
     in_openvino = timed("openvino:CPU (bf16 floats)")
     assert "run slower than the FP model in openvino:CPU" in in_openvino and "try search.deploy.runtime" not in in_openvino
+
+
+def test_a_group_plans_bits_read_by_module():
+    from tracking.results import _bits, _bits_legend
+
+    bits = {"backbone.stages.0": 8, "backbone.stages.3.0.conv2": 2, "fpn.lateral.0": 6, "head.body": 4}
+    assert _bits(bits) == "8-2/6/4" and _bits({"backbone": 4, "fpn": 2, "head": 8}) == "4-2-8"
+    assert _bits_legend(list(bits)) == "backbone (2 groups)/fpn (1 group)/head (1 group)"
