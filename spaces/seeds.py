@@ -27,7 +27,9 @@ def recommended_order(modules) -> list[str]:
 
 
 def _geometric_mean(low: float, high: float) -> float:
-    return math.exp((math.log(low) + math.log(high)) / 2)
+    """The middle of a log-scaled range, within it (exp and log round: 1e-4 to 1e-4 gave 1.0000000000000009e-4,
+    out of Optuna's range)."""
+    return min(max(math.exp((math.log(low) + math.log(high)) / 2), low), high)
 
 
 def sensitive_first(plan: mqat.BitPlan, table: mqat.SensitivityTable,

@@ -166,3 +166,14 @@ def test_the_joint_flow_is_one_of_the_searched_orders_when_asked():
         SpaceConfig(modules=MODULES, order=["head", "fpn", "backbone"], joint=True)
     with pytest.raises(ValueError, match="space.joint must be true or false"):
         SpaceConfig(modules=MODULES, joint="yes")
+
+
+def test_a_seed_points_learning_rate_lies_within_a_range_of_one_value():
+    """exp and log round: the middle of [1e-4, 1e-4] came out 1.0000000000000009e-4, outside the
+    range, and Optuna warned on every seed of the recorded table's replay."""
+    import mqat
+    from spaces import SpaceConfig, seed_point
+
+    space = SpaceConfig(modules=("a", "b"), lr=(1e-4, 1e-4))
+    point = seed_point(mqat.BitPlan({"a": 4, "b": 8}), space)
+    assert 1e-4 <= point["lr"] <= 1e-4
