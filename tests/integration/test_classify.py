@@ -70,7 +70,7 @@ from torch import nn
 from my_blocks import block
 
 def build(num_classes: int) -> nn.Module:
-    return nn.Sequential(block(3, 16, 2), block(16, 32, 2), block(32, 32, 1),
+    return nn.Sequential(block(3, 16, 2), block(16, 32, 2), block(32, 32, 1), block(32, 32, 1),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))
 '''
 BLOCKS = '''
@@ -84,7 +84,9 @@ def block(cin: int, cout: int, stride: int) -> nn.Module:
 @pytest.mark.slow
 def test_a_users_network_builder_and_its_sibling_file_reach_the_workers_of_a_cluster(tmp_path, digits):
     config = _config(tmp_path, digits, "my_network:build",
-                     modules={"stem": ["0."], "body": ["1."], "head": ["2.", "5."]})   # 5: the last layer, kept FP
+                     # 0. and 6. hold the first and last layers, kept at full precision: each module
+                     # still holds a quantized one
+                     modules={"stem": ["0.", "1."], "body": ["2."], "head": ["3.", "6."]})
     (config.parent / "my_network.py").write_text(NETWORK)
     (config.parent / "my_blocks.py").write_text(BLOCKS)
     code, stdout, stderr = _driver(["-c", SCRIPT, str(config), str(tmp_path / "report.json")], tmp_path)

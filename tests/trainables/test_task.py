@@ -58,9 +58,9 @@ def test_pretrain_is_cached_and_loads_safely(tiny_task, tmp_path):
 
 
 def test_registry_names_tasks():
-    assert task_names() == ["classify", "detect", "pose"]
+    assert task_names() == ["classify", "detect", "pose", "yolo"]
     import pytest
-    with pytest.raises(ValueError, match=r"unknown task 'segmentation'.*\['classify', 'detect', 'pose'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'segmentation'.*\['classify', 'detect', 'pose', 'yolo'\]"):
         get_task("segmentation")
 
 

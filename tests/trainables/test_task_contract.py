@@ -65,7 +65,7 @@ def test_installed_packages_register_short_names_through_entry_points(tmp_path, 
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-tasks\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(f"[mqat.tasks]\nshapes = {name}:ShapesTask\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert task_names() == ["classify", "detect", "pose", "shapes"]
+    assert task_names() == ["classify", "detect", "pose", "shapes", "yolo"]
     assert get_task("shapes").__name__ == "ShapesTask"
 
 

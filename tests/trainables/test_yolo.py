@@ -58,3 +58,22 @@ def test_a_bad_model_or_a_missing_extra_is_one_line_and_exit_2_within_seconds(tm
     code, stderr, seconds = _check(tmp_path, model, prelude)
     assert code == 2 and len(stderr.splitlines()) == 1 and stderr.startswith(message), stderr
     assert seconds < 10
+
+
+def test_detections_are_suppressed_without_torchvisions_compiled_operators(tmp_path, monkeypatch):
+    from trainables.classify.torchvision_compat import import_torchvision
+
+    def unavailable(*args, **kwargs):   # as in CI: a CUDA torchvision beside the CPU torch
+        raise RuntimeError("Couldn't load custom C++ ops")
+
+    monkeypatch.setattr(import_torchvision().ops, "nms", unavailable)
+    task = YoloTask(YoloConfig(**TINY), cache_dir=tmp_path, device="cpu", progress=False)
+    columns = [  # x, y, w, h, then three class scores: two overlapping class-0 boxes and one class-1 box
+        [10, 10, 8, 8, 0.9, 0.0, 0.0],
+        [10.5, 10, 8, 8, 0.8, 0.0, 0.0],
+        [40, 40, 6, 6, 0.0, 0.7, 0.0],
+    ]
+    predictions = torch.tensor(columns).T[None]            # (1, 4 + C, 3) as Detect returns
+    ((boxes, scores, labels),) = task.decode((predictions, None))
+    assert torch.allclose(scores, torch.tensor([0.9, 0.7])) and labels.tolist() == [0, 1]
+    assert torch.allclose(boxes, torch.tensor([[6.0, 6.0, 14.0, 14.0], [37.0, 37.0, 43.0, 43.0]]))

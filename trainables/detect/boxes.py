@@ -124,12 +124,16 @@ def decode(outputs: list[tuple[Tensor, Tensor]], *, score_threshold: float, iou_
         per_level_scores.append(torch.sigmoid(logits.float()).reshape(n, classes, -1))
         per_level_boxes.append(boxes_from(distances, stride).reshape(n, 4, -1))
     scores, boxes = torch.cat(per_level_scores, 2).cpu(), torch.cat(per_level_boxes, 2).cpu()
-    out = []
-    for s, b in zip(scores, boxes):
-        best, cls = s.max(0)
-        keep = torch.nonzero(best > score_threshold).flatten()
-        keep = keep[torch.argsort(best[keep], descending=True)[:candidates]]
-        kb, ks, kc = b[:, keep].T, best[keep], cls[keep]
-        kept = nms(kb + kc[:, None].float() * 10_000, ks, iou_threshold)[:max_detections]  # class-wise
-        out.append((kb[kept], ks[kept], kc[kept]))
-    return out
+    return [suppress(s, b, score_threshold=score_threshold, iou_threshold=iou_threshold,
+                     candidates=candidates, max_detections=max_detections) for s, b in zip(scores, boxes)]
+
+
+def suppress(scores: Tensor, boxes: Tensor, *, score_threshold: float, iou_threshold: float,
+             candidates: int = 200, max_detections: int = 100) -> tuple[Tensor, Tensor, Tensor]:
+    """One image's class scores (C, A) and xyxy boxes (4, A) to boxes, scores and classes after class-wise NMS."""
+    best, cls = scores.max(0)
+    keep = torch.nonzero(best > score_threshold).flatten()
+    keep = keep[torch.argsort(best[keep], descending=True)[:candidates]]
+    kb, ks, kc = boxes[:, keep].T, best[keep], cls[keep]
+    kept = nms(kb + kc[:, None].float() * 10_000, ks, iou_threshold)[:max_detections]  # class-wise
+    return kb[kept], ks[kept], kc[kept]

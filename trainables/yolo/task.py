@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 import mqat
 
+from ..detect.boxes import suppress
 from ..detect.scenes import Scenes
 from ..detect.task import DetectTask
 from .config import YoloConfig
@@ -149,11 +150,14 @@ class YoloTask(DetectTask):
             total += loss.item() * len(index)
         return total / len(order)
 
-    # ---- detections: Ultralytics' NMS ----------------------------------------------------
+    # ---- detections ------------------------------------------------------------------
     def decode(self, outputs: Any) -> list[tuple[Tensor, Tensor, Tensor]]:
-        from ultralytics.utils.nms import non_max_suppression
+        """Detect's (N, 4 + C, A) xywh boxes and class scores through the detect task's NMS.
 
-        predictions = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
-        kept = non_max_suppression(predictions, conf_thres=self.config.score_threshold,
-                                   iou_thres=self.config.nms_iou, max_det=100)
-        return [(k[:, :4].cpu(), k[:, 4].cpu(), k[:, 5].long().cpu()) for k in kept]
+        Not Ultralytics' own NMS: it calls torchvision's compiled operator, which does not load
+        beside a CPU torch when torchvision is a CUDA build (as here)."""
+        predictions = (outputs[0] if isinstance(outputs, (tuple, list)) else outputs).float().cpu()
+        centre, size = predictions[:, :2], predictions[:, 2:4]
+        boxes = torch.cat([centre - size / 2, centre + size / 2], 1)
+        return [suppress(s, b, score_threshold=self.config.score_threshold, iou_threshold=self.config.nms_iou,
+                         candidates=300) for s, b in zip(predictions[:, 4:], boxes)]
