@@ -290,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     arms = [a for a in ARMS if not args.arms or a.name in args.arms.split(",")]
     start = time.perf_counter()
-    rows = run_arms(table, arms, seeds=args.seeds, budget_trials=args.budget, workers=args.workers, log=lambda *_: None)
+    print(f"{len(arms)} arms x {args.seeds} seeds; each arm's line as it ends (progress), the table at the end",
+          file=sys.stderr, flush=True)
+    rows = run_arms(table, arms, seeds=args.seeds, budget_trials=args.budget, workers=args.workers,
+                    log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_summary(rows, table.hv_star))
     print(f"{len(arms)} arms x {args.seeds} seeds in {time.perf_counter() - start:.0f} s")
     return 0
