@@ -40,7 +40,8 @@ def _models(quick: bool, directory: Path) -> dict[str, Path]:
 
     from . import searches
 
-    config = config_from_dict({**searches.base_config(quick, cheap=False), "tracking": {"enabled": False}})
+    config = config_from_dict({**searches.module_level(searches.base_config(quick, cheap=False)),
+                               "tracking": {"enabled": False}})
     prepared = prepare(config, check(config, progress=False), progress=False, log=lambda *_: None)
     task = prepared.checked.task
     example = example_input(task).detach().cpu()

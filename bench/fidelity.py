@@ -69,7 +69,7 @@ def _context(quick: bool, task: str = "pose"):
     from . import searches
 
     data = searches.base_config(quick, cheap=False) if task == "pose" else searches.detect_config(quick)
-    config = config_from_dict({**data, "tracking": {"enabled": False}})
+    config = config_from_dict({**searches.module_level(data), "tracking": {"enabled": False}})
     prepared = prepare(config, check(config, progress=False), progress=False, log=lambda *_: None)
     return config, prepared
 

@@ -33,6 +33,12 @@ def base_config(quick: bool, *, cheap: bool = True) -> dict:
     return data
 
 
+def module_level(data: dict) -> dict:
+    """``data`` at one bit-width a module (``space.granularity: module``): for the sections whose
+    arms are module plans (W8-8-8, 4-4-4 sensitive-first, ...)."""
+    return {**data, "space": {**(data.get("space") or {}), "granularity": "module"}}
+
+
 DETECT = ROOT.parent / "configs" / "detect.yaml"
 TINY_DETECT = {"name": "tiny-detect", "task": {"name": "detect", "train_images": 256, "val_images": 64, "test_images": 64,
                                                "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "batch_size": 16},
@@ -89,4 +95,4 @@ def _busy_seconds(rows: list[dict]) -> float:
     return total
 
 
-__all__ = ["base_config", "replace", "run"]
+__all__ = ["base_config", "module_level", "replace", "run"]

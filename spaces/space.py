@@ -53,10 +53,11 @@ class SpaceConfig:
     """What the search explores. ``modules`` are filled in from the task's module map."""
 
     modules: tuple[str, ...] = ()
-    #: what gets bits of its own: module (each module one bit-width), group (each module's layer
-    #: groups: a backbone's stages, its last stage's convolutions, the FPN's levels) or layer (every
-    #: conv and linear layer); the order is per module at every granularity
-    granularity: str = "module"
+    #: what gets bits of its own: group (each module's layer groups: a backbone's stages, its last
+    #: stage's convolutions, the FPN's levels; the default, measured in docs/benchmarks.md), module
+    #: (each module one bit-width) or layer (every conv and linear layer); the order is per module
+    #: at every granularity
+    granularity: str = "group"
     units: tuple[str, ...] = ()  # the groups or layers bits are given to (filled in from the model)
     order: Any = SEARCH  # search, or a fixed list of the modules, e.g. [fpn, head, backbone]
     joint: bool = False  # the joint flow is one of the searched orders (the recorded benchmark's grid)

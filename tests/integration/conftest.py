@@ -59,3 +59,12 @@ def short_ray_tmp() -> str:
     """A Ray temp dir for a subprocess: under /tmp, since AF_UNIX socket paths must stay short
     (about 107 bytes), which pytest's tmp_path is not."""
     return tempfile.mkdtemp(prefix="ray", dir="/tmp")
+
+
+def plan_modules(plan: str) -> list[str]:
+    """The modules a trial's plan (its JSON) gives bits to, in the network's order: each unit of a
+    group plan is named ``<module>.<path>``."""
+    import json
+
+    units = json.loads(plan)["weight_bits"]
+    return list(dict.fromkeys(unit.split(".")[0] for unit in units))

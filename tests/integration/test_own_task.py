@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from bench.processes import kill_all, started_by
-from tests.integration.conftest import read_reports, short_ray_tmp
+from tests.integration.conftest import plan_modules, read_reports, short_ray_tmp
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shapes_task.py"
 
@@ -73,7 +73,7 @@ def _check_search(tmp_path: Path, stdout: str) -> set[str]:
     rows = read_table(experiment / "trials.parquet")
     assert [r["status"] for r in rows] == ["finished", "finished"]
     assert all(r["loss"] is not None for r in rows)                      # the task's companion metric
-    assert all(list(json.loads(r["plan"])["weight_bits"]) == ["backbone", "neck", "head"] for r in rows)
+    assert all(plan_modules(r["plan"]) == ["backbone", "neck", "head"] for r in rows)
     assert json.loads((experiment / "task.json").read_text())["metric"]["name"] == "top-1"
     return {report["node_id"] for t in experiment.glob("train_mqat_*") for report in read_reports(t)}
 

@@ -209,7 +209,7 @@ def test_a_search_runs_given_points_and_a_sampler_after_them(ray_session, tiny_c
     from search.run import run_search
 
     config = tiny_config(search={"sampler": sampler, "num_samples": 3, "deploy": {"onnx": False}},
-                         space={"joint": True, "ema": False, "qc": False, "bn": True})
+                         space={"joint": True, "ema": False, "qc": False, "bn": True, "granularity": "module"})
     points = [{"order": "uniform", "bits_backbone": 8, "bits_fpn": 4, "bits_head": 2, "lr": 1e-4},
               {"order": "head>fpn>backbone", "bits_backbone": 2, "bits_fpn": 3, "bits_head": 4, "lr": 2e-4}]
     result = run_search(config, progress=False, log=lambda *_: None, points=points)
