@@ -13,10 +13,11 @@ from .space import SpaceConfig
 
 
 def uniform_space(trial, space: SpaceConfig) -> dict[str, Any]:
-    """Same bits for every module, all quantized at once, no EMA, no QC, no BN re-estimation."""
+    """Same bits for every module (every unit: group or layer), all quantized at once, no EMA, no QC,
+    no BN re-estimation."""
     bits = trial.suggest_categorical("bits", list(space.weight_bits))
     trial.suggest_float("lr", *space.lr, log=True)
-    return {"order": UNIFORM, **{f"bits_{m}": bits for m in space.modules},
+    return {"order": UNIFORM, **{f"bits_{u}": bits for u in space.bit_units},
             "act_bits": space.top_act_bits, "ema": False, "qc": False,
             "bn": False, "epochs_per_stage": space.fewest_epochs}
 
