@@ -161,8 +161,8 @@ def recording_config(output_dir: Path, cache_dir: Path, paths: Paths = Paths()):
     config = load_config(QUICKSTART)
     if paths.fp_checkpoint.is_file():
         config = replace(config, pretrain=replace(config.pretrain, checkpoint=str(paths.fp_checkpoint)))
-    space = replace(config.space, granularity="module", order="search", joint=True, weight_bits=BITS, ema=False, qc=False, bn=True,
-                    lr=(LR, LR), epochs_per_stage=1)
+    space = replace(config.space, granularity="module", order="search", joint=True, weight_bits=BITS, ema=False,
+                    qc=False, bn=True, lr=(LR, LR), epochs_per_stage=1)
     search = replace(config.search, ilp_seeds=False, sampler="random", objectives=("accuracy", "compression"),
                      max_concurrent=2, deploy=replace(config.search.deploy, onnx=False), scheduler=SchedulerConfig())
     return replace(config, name="bench-record", output_dir=str(output_dir), cache_dir=str(cache_dir),
