@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 SECTIONS = ("kernel", "step", "deploy", "scaling", "orchestration", "quality", "fidelity", "fidelity-shared",
-            "fidelity-detect",
-            "early-stopping", "scale", "chaos")
+            "fidelity-detect", "scale", "chaos")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

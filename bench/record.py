@@ -156,7 +156,7 @@ def read_table(path: Path) -> list[dict[str, Any]]:
 def recording_config(output_dir: Path, cache_dir: Path, paths: Paths = Paths()):
     """The quickstart's config with the grid's fixed settings, from the table's FP model once it
     has one."""
-    from search.config import SchedulerConfig, load_config
+    from search.config import load_config
 
     config = load_config(QUICKSTART)
     if paths.fp_checkpoint.is_file():
@@ -164,7 +164,7 @@ def recording_config(output_dir: Path, cache_dir: Path, paths: Paths = Paths()):
     space = replace(config.space, granularity="module", order="search", joint=True, weight_bits=BITS, ema=False,
                     qc=False, bn=True, lr=(LR, LR), epochs_per_stage=1)
     search = replace(config.search, ilp_seeds=False, sampler="random", objectives=("accuracy", "compression"),
-                     max_concurrent=2, deploy=replace(config.search.deploy, onnx=False), scheduler=SchedulerConfig())
+                     max_concurrent=2, deploy=replace(config.search.deploy, onnx=False), budget_trials=None)
     return replace(config, name="bench-record", output_dir=str(output_dir), cache_dir=str(cache_dir),
                    space=space, search=search, tracking=replace(config.tracking, enabled=False))
 

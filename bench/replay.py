@@ -3,8 +3,8 @@
 A replay runs the search's own logic: the define-by-run space (``spaces.define_space`` over the
 table's grid: every order and the joint flow, bits {2, 3, 4, 8}, the rest fixed as recorded), the
 samplers of ``search.samplers``, the ILP seed points (``spaces.seed_points`` from the table's
-sensitivity), MOASHA's decision function (``search.moasha.MOASHA.decide``) and the feedback
-the search gives Optuna (finished: COMPLETE with accuracy and compression; stopped: PRUNED). Only
+sensitivity), the retired MOASHA scheduler's decision rule (``bench.moasha``) and the feedback
+the search gave Optuna (finished: COMPLETE with accuracy and compression; stopped: PRUNED). Only
 the training is replaced: a configuration is answered by one of its recorded trials (a replicate
 drawn at random when it has several: the noise of a real rerun), stage by stage, on simulated
 asynchronous workers with a simulated clock (each stage lasts what it lasted when recorded), as
@@ -82,6 +82,7 @@ class Arm:
     name: str
     sampler: str
     ilp_seeds: bool = True
+    #: MOASHA's rungs: the module stages (0: after the first) at which it judges (None: no MOASHA)
     moasha: tuple[int, ...] | None = None
     eta: int = 2
 
@@ -160,9 +161,10 @@ def replay(table: Table, arm: Arm, seed: int, *, budget_trials: float = 48, work
     from optuna.trial import TrialState
 
     import mqat
-    from search.moasha import MOASHA
     from search.samplers import SamplerContext, make_sampler
     from spaces import define_space
+
+    from .moasha import MoashaRule
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = space_config(table)
@@ -173,7 +175,7 @@ def replay(table: Table, arm: Arm, seed: int, *, budget_trials: float = 48, work
     study = optuna.create_study(directions=["maximize", "maximize"], sampler=sampler)
     for point in points:
         study.enqueue_trial(point)
-    scheduler = MOASHA(rungs=arm.moasha, eta=arm.eta) if arm.moasha else None
+    rule = MoashaRule(arm.eta) if arm.moasha else None
     rng = random.Random(seed)
     curve, front, spent = Curve(), _Front(table), 0.0
     events: list[tuple[float, int, int]] = []   # (time, sequence, trial number)
@@ -201,7 +203,10 @@ def replay(table: Table, arm: Arm, seed: int, *, budget_trials: float = 48, work
         if stage < len(stages):  # a module stage ended
             spent += STAGES_PER_TRIAL if row["order"] == "uniform" else 1
             accuracy = stages[stage]["accuracy"]
-            stop = scheduler is not None and scheduler.decide(str(number), stage, accuracy, row["compression"]) == "STOP"
+            # judged at the arm's rungs only, as the search's scheduler did (a replay that judged
+            # every stage, the last included, once stood for it: docs/benchmarks.md)
+            judged = rule is not None and stage in (arm.moasha or ())
+            stop = judged and not rule.promotes(str(number), stage, accuracy, row["compression"])
             if stop:
                 study.tell(state["trial"], None, state=TrialState.PRUNED)
                 curve.stopped += 1
@@ -230,7 +235,7 @@ def _median_iqr(values: list[float]) -> tuple[float, float, float]:
 
 _SAMPLERS = (Arm("random", "random", ilp_seeds=False), Arm("tpe (today's default)", "tpe"), Arm("nsga2", "nsga2"),
              Arm("gp", "gp"), Arm("ilp-guided", "ilp"))
-#: every sampler, with and without MOASHA (rungs after the first and second module, eta 2)
+#: every sampler, with and without MOASHA (rungs after the first and second module, eta 2; see ``Arm.moasha``)
 ARMS = _SAMPLERS + tuple(Arm(f"{a.name} + moasha", a.sampler, a.ilp_seeds, moasha=(0, 1)) for a in _SAMPLERS)
 
 

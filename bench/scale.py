@@ -4,13 +4,13 @@ The trainable does no training: it reports like an MQAT trial (a result per modu
 checkpoint-free stage report, ``plan_compression`` from its plan, then a final report), draws its
 accuracy from its plan and seed, and fails in 2% of trials. Everything around it is what a real
 search runs: Optuna (random sampler: TPE's cost grows with the trials and would measure Optuna),
-the MOASHA scheduler, the MLflow tracker on a SQLite store with the live table and plots, the
-progress printer, on a local multi-node Ray (``ray.cluster_utils.Cluster``, 3 nodes).
+the MLflow tracker on a SQLite store with the live table and plots, the progress printer, on a
+local multi-node Ray (``ray.cluster_utils.Cluster``, 3 nodes).
 
 Measured, for MLflow written in Tune's loop and on its writer thread (``tracking.background``),
-one search each: wall time, trials per minute, MOASHA decisions per second, the driver's resident
-memory after 100 and after all trials, the seconds Tune's loop spent in the MLflow callback, the
-seconds of MLflow writes wherever they ran, and those in the table and plot.
+one search each: wall time, trials per minute, the driver's resident memory after 100 and after
+all trials, the seconds Tune's loop spent in the MLflow callback, the seconds of MLflow writes
+wherever they ran, and those in the table and plot.
 """
 from __future__ import annotations
 
@@ -123,7 +123,6 @@ def _search(quick: bool, arm: str, uri: str | None = None, backend: str = "sqlit
     from ray.cluster_utils import Cluster
     from ray.tune.search.optuna import OptunaSearch
 
-    from search.moasha import MOASHA, StoppedMarker
     from search.progress import ProgressPrinter
     from spaces import SpaceConfig, define_space, with_trial_seed
     from tracking.background import InBackground
@@ -160,17 +159,15 @@ def _search(quick: bool, arm: str, uri: str | None = None, backend: str = "sqlit
             def on_trial_error(self, *a, **k):
                 memory.ended()
 
-        scheduler = MOASHA(rungs=(0, 1), eta=2, state_dir=work / "search")
         searcher = OptunaSearch(space=space, metric=["accuracy", "compression"], mode=["max", "max"],
                                 sampler=optuna.samplers.RandomSampler(seed=0))
         start = time.perf_counter()
         tuner = tune.Tuner(
             tune.with_resources(synthetic_trial, {"cpu": 0.5}),
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=trials,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials,
                                         max_concurrent_trials=12, reuse_actors=True),
             run_config=tune.RunConfig(name="scale", storage_path=str(work / "ray"), verbose=0,
-                                      callbacks=[StoppedMarker(), ProgressPrinter(trials, lambda *_: None,
-                                                                                  modules=MODULES),
+                                      callbacks=[ProgressPrinter(trials, lambda *_: None, modules=MODULES),
                                                  recorder, Count()]))
         grid = tuner.fit()
         wall = time.perf_counter() - start
@@ -179,18 +176,14 @@ def _search(quick: bool, arm: str, uri: str | None = None, backend: str = "sqlit
         cluster.shutdown()
     ended = len(grid)
     failed = sum(r.error is not None for r in grid)
-    stopped = sum(bool((r.metrics or {}).get("early_stopped")) for r in grid)
     # the end waits for the writer: that wait is the writer's backlog, not the loop's per-event cost
     share = loop_clock.seconds / wall
-    print(f"[bench] scale, {label}: {ended} trials ({failed} failed, {stopped} stopped) in {wall:.0f} s; "
+    print(f"[bench] scale, {label}: {ended} trials ({failed} failed) in {wall:.0f} s; "
           f"Tune's loop in MLflow {loop_clock.seconds:.1f} s ({share:.0%}), MLflow writes {mlflow_clock.seconds:.0f} s, "
           f"table and plot {table_clock.seconds:.0f} s; rss {memory.rss}", flush=True)
-    rate = scheduler.decisions / scheduler.decision_seconds if scheduler.decision_seconds else None
     return [
         row(SECTION, f"{label}: {ended} synthetic trials on 3 Ray nodes: trials per minute", ended / wall * 60,
-            note=f"{wall:.0f} s wall; {failed} failed, {stopped} stopped by MOASHA"),
-        row(SECTION, f"{label}: MOASHA decisions per second (in the scheduler)", rate,
-            note=f"{scheduler.decisions} decisions"),
+            note=f"{wall:.0f} s wall; {failed} failed"),
         *[row(SECTION, f"{label}: driver resident memory after {n} trials, MiB", rss) for n, rss in sorted(memory.rss.items())],
         row(SECTION, f"{label}: seconds Tune's loop spent in the MLflow callback", loop_clock.seconds,
             ratio=share, note="ratio: share of the wall time (the end's wait for the writer included)"),

@@ -1,8 +1,7 @@
-"""``search.scheduler.budget_trials``: end a search once it has trained as many stages as N full trials.
+"""``search.budget_trials``: end a search once it has trained as many stages as N full trials.
 
-Compute is counted in module stages (one fine-tuning epoch budget each), so a search with early
-stopping and one without can be given the same compute. QC epochs and final scoring are not
-counted: a trial stopped early skips them too, so the count understates what stopping saves.
+Compute is counted in module stages (one fine-tuning epoch budget each), so that searches can be
+given the same compute whatever their ``num_samples``. QC epochs and final scoring are not counted.
 A trial that has trained its last module stage when the budget runs out still finishes (its QC
 and final scoring); trials running beside it may train a stage or two past the budget meanwhile,
 which is counted (``used``), then are cut off as unfinished. A stage is counted once per trial

@@ -86,14 +86,14 @@ def _search(args: argparse.Namespace) -> int:
     result = run_search(config, address=args.address, resume=args.resume,
                         num_samples=args.num_samples, progress=not args.quiet)
     rows = result.rows
-    finished, failed, stopped = (sum(r["status"] == s for r in rows) for s in ("finished", "failed", "stopped"))
+    finished, failed = (sum(r["status"] == s for r in rows) for s in ("finished", "failed"))
     print(f"\nPareto front of {finished} finished trials ({failed} failed), accuracy = {result.metric.name} "
           f"+- standard error:")
     print(format_front(rows, result.metric))
     print(f"search: {result.location or result.path} ({(time.monotonic() - start) / 60:.1f} min)")
-    print(ending(rows, result.budget_spent, config.search.scheduler.budget_trials))
+    print(ending(rows, result.budget_spent, config.search.budget_trials))
     expected = args.num_samples or config.search.num_samples
-    if finished + failed + stopped < expected and not result.budget_spent:
+    if finished + failed < expected and not result.budget_spent:
         print(f"the search stopped early; continue it with: mqat search --config {args.config} --resume",
               file=sys.stderr)
         return 130
@@ -105,12 +105,9 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def ending(rows: list[dict], budget_spent: bool, budget_trials: float | None) -> str:
-    """How the search ended, in a line: trials by status, what the scheduler stopped, the budget."""
-    count = {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "failed", "unfinished")}
+    """How the search ended, in a line: trials by status, and the budget if it ended the search."""
+    count = {s: sum(r["status"] == s for r in rows) for s in ("finished", "failed", "unfinished")}
     line = f"trials: {', '.join(f'{n} {s}' for s, n in count.items() if n) or 'none'}"
-    stages = sorted({r["stopped_at_stage"] for r in rows if r["status"] == "stopped" and r.get("stopped_at_stage") is not None})
-    if count["stopped"]:
-        line += f"; {count['stopped']} stopped early by the scheduler (after stage {', '.join(map(str, stages))})"
     if budget_spent:
         line += f"; the stage budget of {budget_trials:g} full trials is spent"
         if count["unfinished"]:

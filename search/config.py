@@ -26,7 +26,6 @@ from trainables.trainable import StageSettings
 
 from .methods import METHODS
 from .samplers import SAMPLERS
-from .schedulers import SCHEDULERS
 from .storage import check_location
 
 
@@ -114,8 +113,6 @@ def build(cls: type, data: Any, section: str, moved: Mapping[str, str] | None = 
             raise ConfigError(f"unknown key {section}.{_shown(key)}{_suggest(str(key), sorted(fields))}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
-            if isinstance(value, str) and "name" in {f.name for f in dataclasses.fields(hint)}:
-                raise ConfigError(f"{section}.{key} is a section: write {key}: {{name: {value}}}")
             kwargs[key] = build(hint, value, f"{section}.{key}")
             continue
         kwargs[key] = _coerce(value, hint, f"{section}.{key}")
@@ -153,36 +150,16 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
-class SchedulerConfig:
-    """Early stopping and the search's budget (``search.scheduler``)."""
-
-    #: none, or moasha (Pareto-aware successive halving at the stages ``rungs``)
-    name: str = "none"
-    rungs: tuple[int, ...] = (0, 1)  # stage indexes (0: after the first module) where trials are ranked
-    eta: int = 2  # a rung keeps the top 1/eta of the trials that reached it
-    #: end the search once its module stages equal those of this many full trials (null: num_samples decides)
-    budget_trials: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.name not in SCHEDULERS:
-            raise ValueError(f"search.scheduler.name must be one of {list(SCHEDULERS)}, but got {self.name!r}"
-                             f"{_did_you_mean(self.name, list(SCHEDULERS))}")
-        if self.eta < 2 or not self.rungs or min(self.rungs) < 0:
-            raise ValueError("search.scheduler.eta must be >= 2 and search.scheduler.rungs stage indexes >= 0, "
-                             f"but got {self.eta} and {list(self.rungs)}")
-        if self.budget_trials is not None and not self.budget_trials > 0:
-            raise ValueError(f"search.scheduler.budget_trials must be > 0 (or null), but got {self.budget_trials}")
-
-
-@dataclass(frozen=True)
 class SearchConfig:
     """How the search runs: method, budget, sampler, ILP targets, objectives; and its sections:
-    each trial's resources, the storage, each stage's data, the deployment, the early stopping."""
+    each trial's resources, the storage, each stage's data, the deployment."""
 
     #: mqat (the gradated flow, order and bits searched), or the baselines uniform (plain LSQ, every
     #: module at once) and ilp-only (the ILP's plans, no order, EMA or QC)
     method: str = "mqat"
     num_samples: int = 12  # trials the search runs (the ILP seeds among them)
+    #: end the search once its module stages equal those of this many full trials (null: num_samples decides)
+    budget_trials: float | None = None
     max_concurrent: int = 2  # trials at a time
     sampler: str = "tpe"  # tpe, gp (Optuna's GPSampler), ilp (ILP-guided), nsga2 or random
     seed: int = 0  # the sampler's seed; every trial's own seed derives from it
@@ -199,7 +176,6 @@ class SearchConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     stage: StageSettings = field(default_factory=StageSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     def __post_init__(self) -> None:
         for name, registry in (("method", METHODS), ("sampler", SAMPLERS)):
@@ -210,6 +186,8 @@ class SearchConfig:
         for name in ("num_samples", "max_concurrent", "sensitivity_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"search.{name} must be at least 1, but got {getattr(self, name)}")
+        if self.budget_trials is not None and not self.budget_trials > 0:
+            raise ValueError(f"search.budget_trials must be > 0 (or null), but got {self.budget_trials}")
         if self.max_failures < 0:
             raise ValueError(f"search.max_failures must be >= 0, but got {self.max_failures}")
         if not self.targets or any(t < 1 for t in self.targets):
@@ -233,8 +211,20 @@ MOVED = {
     "onnx": "deploy.onnx", "onnx_layout": "deploy.layout", "latency_runtime": "deploy.runtime",
     "latency_batch": "deploy.latency_batch", "latency_runs": "deploy.latency_runs",
     "latency_threads": "deploy.latency_threads",
-    "moasha_rungs": "scheduler.rungs", "moasha_eta": "scheduler.eta", "budget_trials": "scheduler.budget_trials",
 }
+#: keys of earlier versions that name MOASHA early stopping, retired: answered in one line that says why
+RETIRED = ("scheduler", "moasha_rungs", "moasha_eta")
+
+
+def _refuse_retired(search: Any) -> None:
+    """ConfigError for a search section that sets MOASHA early stopping (``scheduler``, or the flat
+    keys before it), naming where the compute budget it held (``budget_trials``) lives now."""
+    key = next((k for k in RETIRED if k in search), None) if isinstance(search, Mapping) else None
+    if key is None:  # (a search that is no mapping at all: build() says so)
+        return
+    budget = isinstance(search[key], Mapping) and "budget_trials" in search[key]
+    raise ConfigError(f"search.{key}: MOASHA early stopping was retired (measured, it never paid: "
+                      "docs/benchmarks.md); remove it" + ("; its budget_trials is now search.budget_trials" if budget else ""))
 
 
 @dataclass(frozen=True)
@@ -293,19 +283,6 @@ def _space(data: Any, modules: tuple[str, ...]) -> SpaceConfig:
     return build(SpaceConfig, {**data, "modules": list(modules)}, "space")
 
 
-def _check_rungs(search: SearchConfig, modules: tuple[str, ...]) -> None:
-    """MOASHA ranks trials after module stages: the method must have them, the rungs must exist."""
-    scheduler = search.scheduler
-    if scheduler.name != "moasha":
-        return
-    if not METHODS[search.method].module_stages:
-        raise ConfigError(f"search.scheduler.name: moasha ranks trials between module stages, but method "
-                          f"{search.method!r} quantizes every module in one stage; use method mqat")
-    if max(scheduler.rungs) >= len(modules):
-        raise ConfigError(f"search.scheduler.rungs: the network has {len(modules)} module stages (0 to "
-                          f"{len(modules) - 1}), but got {list(scheduler.rungs)}")
-
-
 def config_from_dict(data: Any, *, source: str = "config", task_dir: str | Path | None = None) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source} must be a YAML mapping at the top level")
@@ -327,8 +304,8 @@ def config_from_dict(data: Any, *, source: str = "config", task_dir: str | Path 
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', but got {device!r}")
     task = build(task_class.Config, task_data, "task")
     modules = tuple(task_class.module_names(task))
+    _refuse_retired(data.get("search"))
     search = build(SearchConfig, data.get("search"), "search", moved=MOVED)
-    _check_rungs(search, modules)
     return Config(
         name=name, task_name=task_name, task=task,
         pretrain=build(PretrainConfig, data.get("pretrain"), "pretrain"),

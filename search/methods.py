@@ -17,7 +17,6 @@ class Method:
     #: the define-by-run space, from the space's config and the ILP's plans by target
     space: Callable[[Any, Mapping[float, Any]], Callable]
     ilp_seeds: bool = False      # the search starts from the ILP plans (where ``search.ilp_seeds``)
-    module_stages: bool = False  # trials quantize one module at a time (MOASHA ranks between stages)
     spread_targets: bool = False  # ILP targets: num_samples of them over the configured range
 
 
@@ -41,7 +40,7 @@ def _ilp_only(space, plans):
 
 
 METHODS: dict[str, Method] = {
-    "mqat": Method(_mqat, ilp_seeds=True, module_stages=True),
+    "mqat": Method(_mqat, ilp_seeds=True),
     "uniform": Method(_uniform),
     "ilp-only": Method(_ilp_only, spread_targets=True),
 }

@@ -1,6 +1,6 @@
 """The parts a search is assembled from, each built from the config and what the driver prepared:
 the searcher (its sampler and space), the trainable, the stopper, the callbacks (table, MLflow,
-progress, watch, state keeper) and the early stopping (``search.schedulers``)."""
+progress, watch, state keeper)."""
 from __future__ import annotations
 
 import functools
@@ -19,14 +19,14 @@ from .prepare import Prepared
 def searcher(config: Config, prepared: Prepared, points: list[dict[str, Any]] | None = None):
     """Optuna through Tune, on ``search.objectives``: ``points`` first (the ILP seeds unless
     given), then what the configured sampler suggests."""
-    from tracking.objectives import metrics_and_modes
+    from ray.tune.search.optuna import OptunaSearch
 
-    from .searcher import Searcher
+    from tracking.objectives import metrics_and_modes
 
     first = prepared.seeds if points is None else points
     metrics, modes = metrics_and_modes(config.search.objectives)
-    return Searcher(space=space_function(config, prepared), metric=metrics, mode=modes,
-                    points_to_evaluate=first or None, sampler=sampler(config, prepared, len(first)))
+    return OptunaSearch(space=space_function(config, prepared), metric=metrics, mode=modes,
+                        points_to_evaluate=first or None, sampler=sampler(config, prepared, len(first)))
 
 
 def sampler(config: Config, prepared: Prepared, seeds: int):
@@ -73,8 +73,8 @@ def trainable(config: Config, prepared: Prepared, faults: dict[int, str]):
 
 
 def budget(config: Config, modules: list[str], location: str):
-    """The stopper that ends a search at ``search.scheduler.budget_trials`` full trials' stages, or None."""
-    budget_trials = config.search.scheduler.budget_trials
+    """The stopper that ends a search at ``search.budget_trials`` full trials' stages, or None."""
+    budget_trials = config.search.budget_trials
     if budget_trials is None:
         return None
     from .budget import StageBudget

@@ -20,16 +20,14 @@ class ProgressPrinter(Callback):
         self.log = log
         self.points: list[dict[str, float]] = []  # the objectives of each finished trial
         self.failed = 0
-        self.stopped = 0  # by the early-stopping scheduler
         self.start = time.monotonic()
         self.restored = False
 
     def _status(self, trials, current=None) -> str:
         running = sum(t.status == "RUNNING" and t is not current for t in trials)
-        done = len(self.points) + self.failed + self.stopped
+        done = len(self.points) + self.failed
         minutes = (time.monotonic() - self.start) / 60
-        stopped = f", {self.stopped} stopped early" if self.stopped else ""
-        return f"[{done}/{self.total} done, {running} running, {self.failed} failed{stopped}, {minutes:.1f} min]"
+        return f"[{done}/{self.total} done, {running} running, {self.failed} failed, {minutes:.1f} min]"
 
     def _front(self) -> str:
         mask = pareto_mask(maximised(self.points, self.objectives))
@@ -55,9 +53,7 @@ class ProgressPrinter(Callback):
             result = t.last_result or {}
             if t is current:
                 continue
-            if t.status == "TERMINATED" and result.get("early_stopped"):
-                self.stopped += 1
-            elif t.status == "TERMINATED" and self._point(result) is not None:
+            if t.status == "TERMINATED" and self._point(result) is not None:
                 self.points.append(self._point(result))
             elif t.status == "ERROR":
                 self.failed += 1
@@ -69,12 +65,6 @@ class ProgressPrinter(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._restore(trials, trial)
         result = trial.last_result or {}
-        if result.get("early_stopped"):
-            self.stopped += 1
-            self.log(f"{self._status(trials, trial)} {trial.trial_id} stopped early after stage "
-                     f"{result.get('stopped_at_stage')}: {self.metric_name} {result['accuracy']:.3f} so far, "
-                     f"plan {result['plan_compression']:.2f}x")
-            return
         point = self._point(result)
         if point is not None:
             self.points.append(point)

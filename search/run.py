@@ -29,7 +29,7 @@ class SearchResult:
     prepared: Prepared | None = None
     location: str = ""
     metric: Any = None  # the task's Metric: how ``accuracy`` reads
-    budget_spent: bool = False  # ended by ``search.scheduler.budget_trials``, not by an interruption
+    budget_spent: bool = False  # ended by ``search.budget_trials``, not by an interruption
 
     @property
     def front(self) -> list[dict[str, Any]]:
@@ -79,20 +79,17 @@ def _stage_reports_without_every_objective(config: Config):
             os.environ[key] = before
 
 
-def _tuner(config: Config, prepared: Prepared, trainable, path: Path, location: str, callbacks: list,
+def _tuner(config: Config, prepared: Prepared, trainable, location: str, callbacks: list,
            points: list[dict[str, Any]] | None):
-    """A new search's Tuner: the searcher, the early stopping (its callbacks first), the budget."""
+    """A new search's Tuner: the searcher, the callbacks, the budget."""
     from ray import tune
 
-    from .schedulers import make_early_stopping
-
     search = config.search
-    stopping = make_early_stopping(search, path)
     modules = list(prepared.checked.task.module_map.names)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=parts.searcher(config, prepared, points),
-                                    scheduler=stopping.scheduler, num_samples=search.num_samples,
+                                    num_samples=search.num_samples,
                                     max_concurrent_trials=search.max_concurrent, reuse_actors=search.reuse_actors),
         run_config=tune.RunConfig(name=storage.name(location), storage_path=locations.storage_root(config),
                                   stop=parts.budget(config, modules, location),
@@ -102,7 +99,7 @@ def _tuner(config: Config, prepared: Prepared, trainable, path: Path, location: 
                                   # snapshot a resume reads may be one checkpoint behind (the chaos
                                   # soak saw a trial fail 25 times restoring a deleted one)
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                                  callbacks=stopping.callbacks + callbacks, verbose=0))
+                                  callbacks=callbacks, verbose=0))
 
 
 def run_search(config: Config, *, address: str | None = None, resume: bool = False,
@@ -154,7 +151,7 @@ def run_search(config: Config, *, address: str | None = None, resume: bool = Fal
         printer = ProgressPrinter(config.search.num_samples, log, metric.name, units, config.search.objectives)
         callbacks = ([printer, parts.recorder(config, prepared, table, location)] + parts.watch(config)
                      + [tune_state.StateKeeper(location), ReportsKeptOnRetry()])
-        tuner = _tuner(config, prepared, trainable, path, location, callbacks, points)
+        tuner = _tuner(config, prepared, trainable, location, callbacks, points)
     with _stage_reports_without_every_objective(config):
         grid = tuner.fit()
     return _after_the_fit(config, prepared, grid, table, path, location, log)

@@ -22,8 +22,10 @@ so it trains again what it had trained, and the tracker logs each stage once.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import pickletools
 import shutil
 from pathlib import Path
@@ -154,6 +156,83 @@ def check(experiment: str) -> None:
     """Refuse a search whose state can be neither read nor restored (nothing is written)."""
     if not storage.is_uri(experiment):
         _plan(Path(experiment))
+        _refuse_gone_classes(Path(experiment))
+
+
+#: this project's packages: a class of theirs that Tune pickled must still exist to be unpickled
+OWN_PACKAGES = ("search", "trainables", "tracking", "spaces", "mqat")
+
+
+class _Stub:
+    """Stands in for every class and function a scanned pickle names: accepts any call, state or
+    item, so the pickle is walked to its end without running any of its code."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Stub()
+
+    def __setstate__(self, state):
+        pass
+
+    def append(self, item):
+        pass
+
+    def extend(self, items):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+
+class _Recorder(pickle.Unpickler):
+    """An unpickler that records each (module, name) the pickle imports and returns a stub."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.found: set[tuple[str, str]] = set()
+
+    def find_class(self, module, name):
+        self.found.add((module, name))
+        return _Stub
+
+    def persistent_load(self, pid):
+        return _Stub()
+
+
+def _pickled_classes(path: Path) -> set[tuple[str, str]]:
+    """The (module, name) pairs a pickle imports, as its unpickler asks for them (every one
+    answered by a stub: nothing of the pickle runs); empty if it cannot be walked."""
+    recorder = _Recorder(io.BytesIO(path.read_bytes()))
+    try:
+        recorder.load()
+    except Exception:  # noqa: BLE001 (a stub the pickle could not use: say nothing, Tune will)
+        return set()
+    return recorder.found
+
+
+def _exists(module: str, name: str) -> bool:
+    import importlib
+
+    try:
+        return hasattr(importlib.import_module(module), name.split(".")[0])
+    except ImportError:
+        return False
+
+
+def _refuse_gone_classes(experiment: Path) -> None:
+    """A search started by an earlier version may have had Tune pickle a class of this project
+    that is gone (``search.searcher.Searcher``, with MOASHA): one line instead of Tune's traceback."""
+    for path in sorted(experiment.glob("*.pkl")):
+        if not readable(path):
+            continue  # repair() puts the kept copy back; its classes are the same
+        gone = sorted(f"{m}.{n}" for m, n in _pickled_classes(path)
+                      if m.split(".")[0] in OWN_PACKAGES and not _exists(m, n))
+        if gone:
+            raise ConfigError(f"the search's Tune state ({path.name}) names {gone[0]}, which this version of "
+                              f"mqat-search no longer has: it was started by an earlier version; resume it "
+                              f"with that version, or start a new search (without --resume)")
 
 
 def repair(experiment: str, log=print) -> None:

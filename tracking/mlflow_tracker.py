@@ -333,14 +333,11 @@ class MLflowTracker(Callback):
         on_front = self.table.add(trial, error, trials)["pareto"]
         run_id = self.child(trial)
         self._log_lost_stages(trials, trial)
-        stopped = not error and bool((trial.last_result or {}).get("early_stopped"))
-        # ended short of its final report, not by the scheduler: a search interrupted (Tune marks
-        # the trials it stops then as ended, and they run on after --resume) or out of budget
-        unfinished = not error and not stopped and not (trial.last_result or {}).get("final")
+        # ended short of its final report: a search interrupted (Tune marks the trials it stops
+        # then as ended, and they run on after --resume) or out of budget
+        unfinished = not error and not (trial.last_result or {}).get("final")
         if error:
             self.client.set_tag(run_id, "error", error)
-        if stopped:  # by the early-stopping scheduler: its last model is no front model
-            self.client.set_tag(run_id, "early_stopped", f"stage {trial.last_result.get('stopped_at_stage')}")
         rows = list(self.table.rows.values())
         self._log_hypervolume_history(rows)
         self._tag_front(rows)
@@ -353,7 +350,7 @@ class MLflowTracker(Callback):
             (self._unfinished.add if unfinished else self._unfinished.discard)(trial.trial_id)
         # last: an ended run says its whole end was written, so a driver killed before this line
         # leaves it running, and the resumed search's backfill writes the end again
-        self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if stopped or unfinished else "FINISHED")
+        self.client.set_terminated(run_id, "FAILED" if error else "KILLED" if unfinished else "FINISHED")
 
     def _tag_front(self, rows: list[dict[str, Any]]) -> None:
         """Each child's ``pareto`` tag as the table marks it; only the tags that changed are

@@ -2,10 +2,10 @@
 
 A search optimises accuracy and compression (maximised), and optionally more (latency, BOPs:
 minimised). Everything that handles objectives reads these entries: the config's check, the
-searcher's metrics and modes, MOASHA's ranks, the progress lines, the table's front, the plots,
-the MLflow view and the registry's tags. A row (``tracking.results``) holds each objective under
-its ``key``; the Pareto front and the hypervolume see every objective as maximised, a minimised
-one negated. Adding an objective is one entry here, if trials already report its ``key``.
+searcher's metrics and modes, the progress lines, the table's front, the plots, the MLflow view
+and the registry's tags. A row (``tracking.results``) holds each objective under its ``key``;
+the Pareto front and the hypervolume see every objective as maximised, a minimised one negated.
+Adding an objective is one entry here, if trials already report its ``key``.
 """
 from __future__ import annotations
 
@@ -26,9 +26,6 @@ class Objective:
     #: the hypervolume's reference in the objective's own units, from the FP model's metrics
     #: (``search.prepare``): the worst value a trial may have and still add to the volume
     reference: Callable[[Mapping[str, Any]], float]
-    #: the key a stage report holds it under, for ranking trials between stages (MOASHA, a
-    #: stopped trial's last report); None: only the final report has it
-    stage_key: str | None = None
     every_report: bool = True  # every report holds ``key`` (False: only the final one)
     onnx: bool = False  # measured on the trial's ONNX export (needs ``search.deploy.onnx``), the FP model timed alike
 
@@ -37,18 +34,15 @@ class Objective:
 
 
 OBJECTIVES = {
-    "accuracy": Objective("accuracy", "accuracy", "max", "accuracy", "{:.3f}",
-                          reference=lambda fp: 0.0, stage_key="accuracy"),
-    # a stage reports its plan's final compression (known before training) as plan_compression
-    "compression": Objective("compression", "compression", "max", "compression (x)", "{:.2f}x",
-                             reference=lambda fp: 1.0, stage_key="plan_compression"),
+    "accuracy": Objective("accuracy", "accuracy", "max", "accuracy", "{:.3f}", reference=lambda fp: 0.0),
+    "compression": Objective("compression", "compression", "max", "compression (x)", "{:.2f}x", reference=lambda fp: 1.0),
     # a trial slower than twice the FP model adds nothing to the hypervolume
     "latency": Objective("latency", "latency_ms", "min", "latency, ms (batch 1, median, in search.deploy.runtime)",
                          "{:.1f} ms", reference=lambda fp: 2 * fp["latency_ms"], every_report=False, onnx=True),
     # bit operations (MACs times weight and input bits, one image): the compute a plan costs on
-    # hardware with kernels for its bits; no worse than the FP model's, a stage ranks by the plan's
+    # hardware with kernels for its bits; no worse than the FP model's
     "bops": Objective("bops", "bops", "min", "bit operations (BOPs, one image)", "{:.3g} BOPs",
-                      reference=lambda fp: fp["bops"], stage_key="plan_bops", every_report=False),
+                      reference=lambda fp: fp["bops"], every_report=False),
 }
 DEFAULT = ("accuracy", "compression")
 
@@ -79,11 +73,6 @@ def metrics_and_modes(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """The reported metrics a searcher optimises, and their modes."""
     chosen = of(names)
     return [o.key for o in chosen], [o.mode for o in chosen]
-
-
-def ranked_at_stages(names: Sequence[str]) -> list[Objective]:
-    """The objectives a stage report holds, by which trials are ranked between stages."""
-    return [o for o in of(names) if o.stage_key is not None]
 
 
 def on_export(names: Sequence[str]) -> bool:

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .artifacts import SCHEDULER_FILE
 from .live_table import OBJECTIVE_PLOT_FILES, PLOT_FILE, TABLE_FILE, LiveTable
 from .metric import Metric
 from .objectives import DEFAULT
@@ -15,7 +14,7 @@ from .results import mark_front, row
 SEEDS_FILE, FP_FILE, TEST_FILE = "seeds.json", "fp_metrics.json", "test_scores.json"
 TASK_FILE = "task.json"
 #: The files the driver writes into a search beside Tune's (copied up to an object store).
-DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE, *OBJECTIVE_PLOT_FILES, SCHEDULER_FILE)
+DRIVER_FILES = (SEEDS_FILE, FP_FILE, TASK_FILE, TEST_FILE, TABLE_FILE, PLOT_FILE, *OBJECTIVE_PLOT_FILES)
 TEST_FIELDS = ("test_accuracy", "test_accuracy_se", "test_accuracy_onnx", "test_accuracy_onnx_se")
 
 

@@ -17,7 +17,7 @@ from .pareto import pareto_mask
 #: ``accuracy`` is the validation score the search ranked (the task's metric, higher is better);
 #: ``test_accuracy`` the held-out test score of a front model (null elsewhere: no search
 #: decision sees the test split).
-FIELDS = ("trial_id", "status", "error", "stopped_at_stage", "ilp_seed", "seed", "pareto", "accuracy", "accuracy_se",
+FIELDS = ("trial_id", "status", "error", "ilp_seed", "seed", "pareto", "accuracy", "accuracy_se",
           "test_accuracy", "test_accuracy_se", "test_accuracy_onnx", "test_accuracy_onnx_se",
           "compression", "model_bytes", "bops", "onnx_bytes",
           "latency_ms", "latency_ms_batch", "latency_provider", "fp_latency_ms", "speedup_vs_fp",
@@ -57,14 +57,13 @@ def row(trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any], *,
     ``companions``: the task's other metrics to keep, read from the final report; ``modules``:
     the network's modules, in its order (the plan's order)."""
     finished = error is None and bool(metrics.get("final"))
-    stopped = error is None and bool(metrics.get("early_stopped"))
     # a trial Tune never started may come back without a configuration
     bits = weight_bits(config, [m for m in modules if f"bits_{m}" in config] if modules else None)
     get = (lambda key: metrics.get(key)) if finished else (lambda key: None)
     return {
         "trial_id": trial_id,
-        "status": "finished" if finished else "failed" if error else "stopped" if stopped else "unfinished",
-        "error": error, "stopped_at_stage": metrics.get("stopped_at_stage") if stopped else None, "ilp_seed": _is_seed(config, seeds), "seed": config.get("seed"), "pareto": False,
+        "status": "finished" if finished else "failed" if error else "unfinished",
+        "error": error, "ilp_seed": _is_seed(config, seeds), "seed": config.get("seed"), "pareto": False,
         "accuracy": get("accuracy"), "accuracy_se": get("metric/accuracy_se"),
         "test_accuracy": None, "test_accuracy_se": None, "test_accuracy_onnx": None, "test_accuracy_onnx_se": None,
         "compression": get("compression"),

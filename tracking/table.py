@@ -23,7 +23,7 @@ from .results import FIELDS
 #: the same node (below 1: slower than FP). The task's companion
 #: metrics follow as float columns named by their keys.
 SCHEMA = pa.schema([
-    ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()), ("stopped_at_stage", pa.int64()),
+    ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
     ("ilp_seed", pa.bool_()), ("seed", pa.int64()), ("pareto", pa.bool_()),
     ("accuracy", pa.float64()), ("accuracy_se", pa.float64()),
     ("test_accuracy", pa.float64()), ("test_accuracy_se", pa.float64()),

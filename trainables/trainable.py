@@ -186,7 +186,8 @@ def train_mqat(config: dict[str, Any], setup: TrialSetup) -> None:
     epochs = len(module_map.names) * int(config["epochs_per_stage"])
     settings = trial_settings(config, module_map.units, ema_warmup_steps=ema_warmup_steps(task, setup, epochs))
     model = _fp_model(task, setup.fp_state)
-    # known before training: what an early-stopping scheduler ranks a trial's stages by
+    # known before training: the plan's compression and BOPs go with every stage's report (MLflow
+    # shows what the trial will give beside its accuracy so far); the BOPs are the final report's too
     planned = mqat.model_size(model, settings.plan, module_map, example_input=example_input(task).cpu())
     plan_compression, plan_bops = planned.compression, planned.bops
     context = tune.get_context()

@@ -75,3 +75,15 @@ def test_the_ilp_guided_arm_replays_and_beats_random_search_on_an_additive_table
     random_ = [replay(table, Arm("random", "random", ilp_seeds=False), seed, budget_trials=12).at(36)
                for seed in range(3)]
     assert sorted(guided)[1] > sorted(random_)[1]
+
+
+def test_moasha_judges_a_trial_only_at_its_rungs():
+    """A rung no trial reaches (the synthetic MQAT trials have three stages: 0, 1, 2) stops
+    nothing: the arm replays exactly as its sampler alone; a replay that judged every stage once
+    stood for the search's scheduler, which judged only at its rungs."""
+    table = synthetic_table(replicates=2, noise=0.01)
+    alone = replay(table, Arm("tpe", "tpe"), seed=1, budget_trials=30)
+    unreached = replay(table, Arm("tpe + moasha", "tpe", moasha=(7,)), seed=1, budget_trials=30)
+    assert unreached.stopped == 0 and unreached.points == alone.points
+    last_only = replay(table, Arm("tpe + moasha", "tpe", moasha=(1,)), seed=1, budget_trials=30)
+    assert last_only.stopped > 0

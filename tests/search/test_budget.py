@@ -1,4 +1,4 @@
-"""search.scheduler.budget_trials: the stage count that ends a search."""
+"""search.budget_trials: the stage count that ends a search."""
 import pytest
 
 from search.budget import StageBudget

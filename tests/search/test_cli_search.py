@@ -28,7 +28,8 @@ def _config(**sections):
     (_config(search={"resources": {"cpus_per_trial": 4096}}), [], "a trial asks for 4096 CPUs and 0 GPUs, but this machine has"),
     (_config(search={"resources": {"cpus_per_trial": 4096}}), ["--check"], "lower search.resources.cpus_per_trial"),
     (_config(search={"resources": {"gpus_per_trial": 64}}), ["--check"], "a trial asks for 1 CPUs and 64 GPUs"),
-    (_config(search={"budget_trials": 4}), [], "search.budget_trials has moved to search.scheduler.budget_trials: write it there"),
+    (_config(search={"scheduler": {"name": "moasha"}}), [], "search.scheduler: MOASHA early stopping was retired"),
+    (_config(search={"scheduler": {"name": "moasha"}}), ["--check"], "(measured, it never paid: docs/benchmarks.md); remove it"),
 ])
 def test_bad_input(tmp_path, config, extra, match):
     _assert_refused(tmp_path, config, extra, match)

@@ -86,3 +86,48 @@ def test_an_unreadable_state_without_a_copy_is_refused_and_nothing_written(tmp_p
 def test_a_whole_state_is_left_alone(tmp_path):
     _write_state(tmp_path)
     repair(str(tmp_path), log=pytest.fail)
+
+
+def _pickle_naming(module: str, name: str) -> bytes:
+    """A pickle of an instance of ``module.name``, the class made up for the moment it is written."""
+    import sys
+    import types
+
+    fake = types.ModuleType(module)
+    cls = type(name, (), {"__module__": module})
+    setattr(fake, name, cls)
+    had = sys.modules.get(module)
+    sys.modules[module] = fake
+    try:
+        return pickle.dumps(cls(), protocol=4)
+    finally:
+        if had is None:
+            del sys.modules[module]
+        else:
+            sys.modules[module] = had
+
+
+def test_a_state_naming_a_class_this_version_lacks_is_refused_in_one_line(tmp_path):
+    """A search started before MOASHA's retirement had Tune pickle search.searcher.Searcher:
+    --resume says so in one line instead of failing in Tune's unpickling."""
+    (tmp_path / "searcher-state-2026.pkl").write_bytes(_pickle_naming("search.searcher", "Searcher"))
+    with pytest.raises(ConfigError, match=r"names search\.searcher\.Searcher, which this version .* earlier version"):
+        check(str(tmp_path))
+
+
+def test_a_state_naming_classes_that_exist_passes(tmp_path):
+    (tmp_path / "tuner.pkl").write_bytes(pickle.dumps(StateKeeper("x"), protocol=4))
+    (tmp_path / "other.pkl").write_bytes(_pickle_naming("somewhere_else", "Thing"))  # not this project's
+    check(str(tmp_path))
+
+
+def test_the_classes_a_pickle_imports_are_read_as_written_and_none_runs(tmp_path):
+    """Two instances of one class (its names written once, fetched from the pickle's memo after)
+    and another: every pair read is a real (module, name); no constructor ran."""
+    from search.tune_state import _pickled_classes
+
+    data = pickle.dumps([StateKeeper("a"), StateKeeper("b"), SimpleNamespace(x=1)], protocol=4)
+    (tmp_path / "state.pkl").write_bytes(data)
+    pairs = _pickled_classes(tmp_path / "state.pkl")
+    assert ("search.tune_state", "StateKeeper") in pairs and ("types", "SimpleNamespace") in pairs
+    assert all(m in ("search.tune_state", "types", "builtins") for m, _ in pairs), pairs

@@ -9,7 +9,7 @@ from tracking.table import SCHEMA, read_table, write_table
 
 #: The documented schema: changing it is a deliberate, visible act.
 DOCUMENTED = [
-    ("trial_id", "string"), ("status", "string"), ("error", "string"), ("stopped_at_stage", "int64"), ("ilp_seed", "bool"),
+    ("trial_id", "string"), ("status", "string"), ("error", "string"), ("ilp_seed", "bool"),
     ("seed", "int64"), ("pareto", "bool"), ("accuracy", "double"), ("accuracy_se", "double"),
     ("test_accuracy", "double"), ("test_accuracy_se", "double"), ("test_accuracy_onnx", "double"),
     ("test_accuracy_onnx_se", "double"),
