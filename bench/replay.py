@@ -233,8 +233,8 @@ def _median_iqr(values: list[float]) -> tuple[float, float, float]:
     return q[1], q[0], q[2]
 
 
-_SAMPLERS = (Arm("random", "random", ilp_seeds=False), Arm("tpe (today's default)", "tpe"), Arm("nsga2", "nsga2"),
-             Arm("gp", "gp"), Arm("ilp-guided", "ilp"))
+_SAMPLERS = (Arm("random", "random", ilp_seeds=False), Arm("tpe", "tpe"), Arm("nsga2", "nsga2"),
+             Arm("gp", "gp"), Arm("ilp-guided (the default)", "ilp"))
 #: every sampler, with and without MOASHA (rungs after the first and second module, eta 2; see ``Arm.moasha``)
 ARMS = _SAMPLERS + tuple(Arm(f"{a.name} + moasha", a.sampler, a.ilp_seeds, moasha=(0, 1)) for a in _SAMPLERS)
 

@@ -161,7 +161,9 @@ class SearchConfig:
     #: end the search once its module stages equal those of this many full trials (null: num_samples decides)
     budget_trials: float | None = None
     max_concurrent: int = 2  # trials at a time
-    sampler: str = "tpe"  # tpe, gp (Optuna's GPSampler), ilp (ILP-guided), nsga2 or random
+    #: ilp (ILP-guided: the additive model of the sensitivity table, refitted to the trials), tpe, gp
+    #: (Optuna's GPSampler), nsga2 or random
+    sampler: str = "ilp"
     seed: int = 0  # the sampler's seed; every trial's own seed derives from it
     targets: tuple[float, ...] = (4.0, 8.0, 12.0)  # compression factors the ILP solves for: the seed plans
     ilp_seeds: bool = True  # the mqat method starts from the ILP plans (false: the sampler alone)
