@@ -62,13 +62,13 @@ ORDERS = {"paper": [FPN, HEAD, BACKBONE], "fpn-last": [HEAD, BACKBONE, FPN]}
 @functools.lru_cache(maxsize=1)
 def _context(quick: bool, task: str = "pose"):
     """The task, its FP weights and sensitivity table, built once per worker process: the
-    quickstart's (pose) or configs/detect.yaml's (detect), each at its own budget."""
+    quickstart's (pose), configs/detect.yaml's or configs/yolo.yaml's, each at its own budget."""
     from search.config import config_from_dict
     from search.prepare import check, prepare
 
     from . import searches
 
-    data = searches.base_config(quick, cheap=False) if task == "pose" else searches.detect_config(quick)
+    data = searches.TASK_CONFIGS[task](quick)
     config = config_from_dict({**searches.module_level(data), "tracking": {"enabled": False}})
     prepared = prepare(config, check(config, progress=False), progress=False, log=lambda *_: None)
     return config, prepared

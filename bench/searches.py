@@ -54,6 +54,25 @@ def detect_config(quick: bool) -> dict:
     return {**yaml.safe_load(DETECT.read_text()), "output_dir": str(ROOT / "runs" / "detect")}
 
 
+YOLO = ROOT.parent / "configs" / "yolo.yaml"
+TINY_YOLO = {"name": "tiny-yolo", "task": {"name": "yolo", "model": "yolov8n.yaml", "train_images": 64, "val_images": 32,
+                                         "test_images": 32, "image_size": 64, "batch_size": 8},
+             "pretrain": {"epochs": 1, "require_above_baseline": False},
+             "search": {"targets": [4, 8], "stage": {"images_per_epoch": 16, "eval_images": 16},
+                        "sensitivity_batches": 1}}
+
+
+def yolo_config(quick: bool) -> dict:
+    """configs/yolo.yaml (an Ultralytics YOLOv8n; needs the ``yolo`` extra), or a tiny one."""
+    if quick:
+        return {**TINY_YOLO, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(ROOT / "runs" / "tiny-yolo")}
+    return {**yaml.safe_load(YOLO.read_text()), "output_dir": str(ROOT / "runs" / "yolo")}
+
+
+#: task name -> its bench config (``quick``: a tiny one)
+TASK_CONFIGS = {"pose": lambda quick: base_config(quick, cheap=False), "detect": detect_config, "yolo": yolo_config}
+
+
 def searched(config, **kwargs):
     """``run_search``, refusing a search whose trials all failed: a section would otherwise print
     a hypervolume of 0 as if it had measured one (a quick run once did, every trial missing its
