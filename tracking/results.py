@@ -149,6 +149,16 @@ def _bits_legend(units: list[str]) -> str:
     return "/".join(f"{m} ({len(v)} group{'s' if len(v) > 1 else ''})" for m, v in grouped.items())
 
 
+def _lost_in_runtime(r: dict[str, Any]) -> bool:
+    """The deployed file scored below the PyTorch model by more than two standard errors of the
+    difference (the two scores' errors taken as independent: a conservative test)."""
+    deployed, test = r.get("test_accuracy_onnx"), r.get("test_accuracy")
+    if deployed is None or test is None:
+        return False
+    se = ((r.get("test_accuracy_se") or 0.0) ** 2 + (r.get("test_accuracy_onnx_se") or 0.0) ** 2) ** 0.5
+    return test - deployed > 2 * se
+
+
 def format_front(rows: list[dict[str, Any]], metric: Metric = ACCURACY) -> str:
     """The Pareto rows as a table, by compression, the score named as ``metric`` names it."""
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["compression"])
@@ -179,6 +189,13 @@ def format_front(rows: list[dict[str, Any]], metric: Metric = ACCURACY) -> str:
         other = "" if any(r.startswith("openvino") for r in runtimes) else "; try search.deploy.runtime: openvino"
         lines.append(f"note: {len(slower)} of {len(front)} front models run slower than the FP model in "
                      f"{', '.join(runtimes)} (x FP below 1){other}")
+    lost = [r for r in front if _lost_in_runtime(r)]
+    if lost:
+        onnx_runtimes = ", ".join(runtimes) or "the deployment runtime"
+        openvino = runtimes and all(r.startswith("openvino") for r in runtimes)
+        other = "; compare search.deploy.runtime: onnxruntime" if openvino else ""
+        lines.append(f"note: {len(lost)} of {len(front)} front models score lower from their ONNX file in "
+                     f"{onnx_runtimes} than in PyTorch by more than two standard errors (test, in runtime){other}")
     lines.append((f"ms: median latency at batch 1 in {', '.join(runtimes)}; x FP: the FP model's latency over "
                   "the model's, timed alike on the same node; " if latency else "") +
                  f"bits: weight bits of {modules}; val: the validation images the search ranked on; "

@@ -64,3 +64,21 @@ def test_a_group_plans_bits_read_by_module():
     bits = {"backbone.stages.0": 8, "backbone.stages.3.0.conv2": 2, "fpn.lateral.0": 6, "head.body": 4}
     assert _bits(bits) == "8-2/6/4" and _bits({"backbone": 4, "fpn": 2, "head": 8}) == "4-2-8"
     assert _bits_legend(list(bits)) == "backbone (2 groups)/fpn (1 group)/head (1 group)"
+
+
+def test_a_front_model_that_loses_accuracy_in_its_runtime_is_named_in_a_note():
+    """The YOLO front scored 0.769 +- 0.009 in PyTorch and 0.687 +- 0.007 from its ONNX file in
+    OpenVINO: the table showed it, nothing said it."""
+    def front(deployed, provider="openvino:CPU (bf16 floats)"):
+        metrics = {**_metrics(0.5, 4.0), "latency_ms": 1.0, "fp_latency_ms": 1.2, "speedup_vs_fp": 1.2,
+                   "latency_provider": provider}
+        r = row("a", CONFIG, metrics, error=None, modules=["backbone", "fpn", "head"])
+        r.update(pareto=True, test_accuracy=0.769, test_accuracy_se=0.009, test_accuracy_onnx=deployed,
+                 test_accuracy_onnx_se=0.007)
+        return format_front([r])
+
+    assert ("note: 1 of 1 front models score lower from their ONNX file in openvino:CPU (bf16 floats) than in "
+            "PyTorch by more than two standard errors (test, in runtime); compare search.deploy.runtime: "
+            "onnxruntime") in front(0.687)
+    assert "score lower from their ONNX file" not in front(0.760)          # within noise: no note
+    assert "compare search.deploy.runtime" not in front(0.687, "CPUExecutionProvider")
