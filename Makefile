@@ -46,3 +46,22 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# The bench's peers (python -m bench --only peers): NNCF's HAWQ and ModelOpt's auto_quantize, each in its
+# own venv under .venv-peers/ (never in the project's), torch and torchvision held at the project's versions
+# by a constraint file: a bare resolve may pick another torch of gigabytes. The folder holds a .gitignore of its
+# own, so git never sees it. A venv is made again when its requirements file is newer than it (3.5 minutes).
+.PHONY: peers
+peers:
+	mkdir -p .venv-peers && echo '*' > .venv-peers/.gitignore
+	printf 'torch==%s\ntorchvision==%s\n' "$(TORCH_VERSION)" "$(TORCHVISION_VERSION)" > .venv-peers/constraints.txt
+	for peer in nncf modelopt; do \
+	  stamp=.venv-peers/$$peer/.installed-$(TORCH_VERSION); \
+	  if [ "$$stamp" -nt bench/peers/requirements-$$peer.txt ]; then continue; fi; \
+	  $(PYTHON) -m venv .venv-peers/$$peer && \
+	  .venv-peers/$$peer/bin/python -m pip install --quiet --disable-pip-version-check \
+	    "torch==$(TORCH_VERSION)" "torchvision==$(TORCHVISION_VERSION)" $(TORCH_PIP_ARGS) && \
+	  .venv-peers/$$peer/bin/python -m pip install --quiet --disable-pip-version-check \
+	    -c .venv-peers/constraints.txt -r bench/peers/requirements-$$peer.txt && \
+	  touch "$$stamp" || exit 1; \
+	done

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 SECTIONS = ("kernel", "step", "deploy", "scaling", "orchestration", "quality", "fidelity", "fidelity-shared",
-            "fidelity-detect", "fidelity-yolo", "scale", "chaos")
+            "fidelity-detect", "fidelity-yolo", "scale", "chaos", "peers")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
