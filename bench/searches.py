@@ -2,6 +2,7 @@
 trials, or the test suite's tiny task in ``--quick`` mode. Each run goes through ``run_search``."""
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,22 +40,12 @@ def module_level(data: dict) -> dict:
     return {**data, "space": {**(data.get("space") or {}), "granularity": "module"}}
 
 
-DETECT = ROOT.parent / "configs" / "detect.yaml"
 TINY_DETECT = {"name": "tiny-detect", "task": {"name": "detect", "train_images": 256, "val_images": 64, "test_images": 64,
                                                "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "batch_size": 16},
                "pretrain": {"epochs": 2, "require_above_baseline": False},
                "search": {"targets": [4, 8], "stage": {"images_per_epoch": 64, "eval_images": 32},
                           "sensitivity_batches": 1}}
-
-
-def detect_config(quick: bool) -> dict:
-    """configs/detect.yaml (its data and FP model cached beside the bench's), or a tiny one."""
-    if quick:
-        return {**TINY_DETECT, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(ROOT / "runs" / "tiny-detect")}
-    return {**yaml.safe_load(DETECT.read_text()), "output_dir": str(ROOT / "runs" / "detect")}
-
-
-YOLO = ROOT.parent / "configs" / "yolo.yaml"
+#: an Ultralytics YOLOv8n (needs the ``yolo`` extra)
 TINY_YOLO = {"name": "tiny-yolo", "task": {"name": "yolo", "model": "yolov8n.yaml", "train_images": 64, "val_images": 32,
                                          "test_images": 32, "image_size": 64, "batch_size": 8},
              "pretrain": {"epochs": 1, "require_above_baseline": False},
@@ -62,15 +53,17 @@ TINY_YOLO = {"name": "tiny-yolo", "task": {"name": "yolo", "model": "yolov8n.yam
                         "sensitivity_batches": 1}}
 
 
-def yolo_config(quick: bool) -> dict:
-    """configs/yolo.yaml (an Ultralytics YOLOv8n; needs the ``yolo`` extra), or a tiny one."""
+def ready_config(name: str, tiny: dict, quick: bool) -> dict:
+    """configs/<name>.yaml (its data and FP model cached where it says), or ``tiny`` in the bench's cache."""
     if quick:
-        return {**TINY_YOLO, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(ROOT / "runs" / "tiny-yolo")}
-    return {**yaml.safe_load(YOLO.read_text()), "output_dir": str(ROOT / "runs" / "yolo")}
+        return {**tiny, "cache_dir": str(ROOT / "runs" / "cache"), "output_dir": str(ROOT / "runs" / tiny["name"])}
+    return {**yaml.safe_load((ROOT.parent / "configs" / f"{name}.yaml").read_text()), "output_dir": str(ROOT / "runs" / name)}
 
 
 #: task name -> its bench config (``quick``: a tiny one)
-TASK_CONFIGS = {"pose": lambda quick: base_config(quick, cheap=False), "detect": detect_config, "yolo": yolo_config}
+TASK_CONFIGS = {"pose": lambda quick: base_config(quick, cheap=False),
+                "detect": functools.partial(ready_config, "detect", TINY_DETECT),
+                "yolo": functools.partial(ready_config, "yolo", TINY_YOLO)}
 
 
 def searched(config, **kwargs):
