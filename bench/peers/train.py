@@ -1,11 +1,14 @@
 """The training every arm's plan gets, identical across arms: the project's joint LSQ QAT with the
 steps, images and learning rate of one full mqat trial (every module's stage budget in one joint
 stage, as the uniform baseline trains), calibration and BN re-estimation on training images, then
-the score on the test split and the packed size in the project's accounting."""
+the score on the test split, the packed size in the project's accounting, and the ONNX export
+timed in the default runtime beside the FP model, as a trial's is."""
 from __future__ import annotations
 
 import functools
+import tempfile
 import time
+from pathlib import Path
 
 
 def epochs_per_stage(ctx) -> int:
@@ -55,4 +58,21 @@ def train(task_name: str, quick: bool, bits: dict[str, int], seed: int) -> dict:
     size = mqat.model_size(result.model, plan, ctx.units_map)
     return {"accuracy": scores["accuracy"], "accuracy_se": scores.get("accuracy_se"),
             "compression": size.compression, "bytes": size.packed_bytes, "train_s": train_s,
-            "trained_images": trained_images(ctx)}
+            "trained_images": trained_images(ctx), **_timed(ctx, result.model)}
+
+
+def _timed(ctx, model) -> dict:
+    """The model's ONNX export (``speed`` layout) timed in the default runtime, the FP model's in
+    the same runs: ``speedup_vs_fp`` at batch 1 and ``speedup_vs_fp_batch``, as a trial reports."""
+    from trainables.deploy import DeploySettings, export_and_time
+
+    def fp_model():
+        fp = ctx.task.build_model()
+        fp.load_state_dict(ctx.fp_state)
+        return fp.eval()
+
+    keys = ("latency_ms", "fp_latency_ms", "speedup_vs_fp", "speedup_vs_fp_batch", "latency_provider")
+    with tempfile.TemporaryDirectory() as directory:
+        metrics = export_and_time(model, ctx.task, Path(directory), DeploySettings(), fp_model=fp_model,
+                                  fp_key=ctx.config.task_name)
+    return {k: metrics[k] for k in keys}

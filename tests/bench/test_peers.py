@@ -190,13 +190,17 @@ def test_a_missing_peer_venv_is_a_row_saying_how_to_make_it(tmp_path):
 
 
 def test_the_section_goes_on_without_peer_venvs(monkeypatch, tmp_path):
-    """No venv: a row per peer, then the mqat arm's rows and hypervolumes (choice and training faked)."""
+    """No venv: a row per peer, then every arm's rows, the hypervolumes and the dominance counts
+    (choice, training and the search faked; a stand-in peer beside the mqat arm)."""
     import bench.peers.choose
+    import bench.peers.plot
+    import bench.peers.search_arm
     import bench.peers.training
 
     monkeypatch.setattr(venvs, "VENVS", tmp_path)
     monkeypatch.setattr(bench.peers.choose, "choose_all", lambda task, quick, have, targets: (
-        ({"mqat-ilp": {"plans": {t: {"bits": {"a": 4}} for t in targets}, "choose_s": 1.0}}, []) if not have
+        ({arm: {"plans": {t: {"bits": {"a": 4}} for t in targets}, "choose_s": 1.0} for arm in ("mqat-ilp", "peer")},
+         []) if not have
         else pytest.fail("no peer should run")))
 
     def trained(task, quick, choices, seeds):
@@ -204,13 +208,36 @@ def test_the_section_goes_on_without_peer_venvs(monkeypatch, tmp_path):
                                                   "bytes": 10, "train_s": 1.0, "trained_images": 96})
                 for arm, c in choices.items() for t in c["plans"] for s in seeds]
 
+    def searched(task, quick, targets, seeds):  # a search's front: 0.64 at 8x beats the ILP arm's 0.58 there
+        trials = [{"trial_id": "t0", "status": "finished", "pareto": True, "compression": 8.0, "test_accuracy": 0.64,
+                   "test_accuracy_se": 0.01, "model_bytes": 10},
+                  {"trial_id": "t1", "status": "failed", "pareto": False, "compression": None}]
+        return rows.front_rows(task, "mqat-search (equal compute)", 0, trials, 12.0, 96)
+
     monkeypatch.setattr(bench.peers.training, "train_all", trained)
+    monkeypatch.setattr(bench.peers.search_arm, "run_searches", searched)
+    monkeypatch.setattr(bench.peers.plot, "OUT", tmp_path / "plots")
     out = peers.run(settings=peers.Settings(tasks=("pose",), targets=(4, 8), seeds=(0,)))
     assert [r["what"] for r in out[:2]] == ["nncf-hawq: not run", "modelopt-autoquant: not run"]
     assert [r["what"] for r in out[2:]] == ["pose mqat-ilp 4x seed 0: test accuracy",
                                             "pose mqat-ilp 8x seed 0: test accuracy",
-                                            "pose mqat-ilp seed 0: hypervolume"]
-    assert out[-1]["value"] == pytest.approx(0.58 * 7)  # (0.54, 4x) is dominated by (0.58, 8x)
+                                            "pose peer 4x seed 0: test accuracy",
+                                            "pose peer 8x seed 0: test accuracy",
+                                            "pose mqat-search (equal compute) seed 0: test accuracy",
+                                            "pose mqat-search (equal compute) seed 0: compute",
+                                            "pose mqat-ilp seed 0: hypervolume",
+                                            "pose peer seed 0: hypervolume",
+                                            "pose mqat-search (equal compute) seed 0: hypervolume",
+                                            "pose mqat-search (equal compute) dominates peer",
+                                            "pose mqat-ilp dominates peer"]
+    by_what = {r["what"]: r for r in out}
+    assert by_what["pose mqat-ilp seed 0: hypervolume"]["value"] == pytest.approx(0.58 * 7)  # (0.54, 4x) dominated
+    assert by_what["pose mqat-search (equal compute) seed 0: compute"]["value"] == 96  # one finished trial
+    duel = by_what["pose mqat-search (equal compute) dominates peer"]
+    assert (duel["dominated"], duel["of"], duel["lost"], duel["of_ours"]) == (2, 2, 0, 1)
+    duel = by_what["pose mqat-ilp dominates peer"]  # the same points: each side's 8x dominates the other's 4x
+    assert (duel["dominated"], duel["of"], duel["lost"], duel["of_ours"]) == (1, 2, 1, 2)
+    assert (tmp_path / "plots" / "pose.png").stat().st_size > 0
     json.dumps(out, default=str)  # what bench/results.json holds
 
 
@@ -221,6 +248,46 @@ def test_hypervolume_is_per_task_arm_and_seed():
     out = rows.hypervolume_rows([r("x", 0, 0.5, 4), r("x", 0, 0.4, 8), r("x", 1, 0.5, 4), r("y", 0, 0.1, 2)])
     volumes = {(o["arm"], o["seed"]): o["value"] for o in out}
     assert volumes == pytest.approx({("x", 0): 0.5 * 3 + 0.4 * 4, ("x", 1): 0.5 * 3, ("y", 0): 0.1 * 1})
+
+
+def _point(arm, seed, accuracy, compression, se=0.01):
+    return {"task": "pose", "arm": arm, "seed": seed, "value": accuracy, "compression": compression, "accuracy_se": se}
+
+
+def test_dominance_needs_more_compression_and_over_two_standard_errors_within_a_seed():
+    assert rows.dominates(_point("a", 0, 0.50, 8), _point("b", 0, 0.47, 8))  # 0.03 > 2 * 0.0141
+    assert not rows.dominates(_point("a", 0, 0.50, 8), _point("b", 0, 0.48, 8))  # 0.02 < 0.028: within noise
+    assert not rows.dominates(_point("a", 0, 0.60, 7.9), _point("b", 0, 0.40, 8))  # less compressed
+    found = [_point("ours", 0, 0.50, 8), _point("peer", 0, 0.40, 6), _point("peer", 0, 0.55, 12),
+             _point("peer", 1, 0.10, 4),  # a seed ours never ran: not counted
+             {"task": "pose", "arm": "peer", "seed": 0, "value": 3.0}]  # a hypervolume row: no point
+    (duel,) = rows.dominance_rows(found, ours=("ours", "absent"))
+    assert (duel["arm"], duel["other"], duel["dominated"], duel["of"], duel["lost"], duel["of_ours"]) == \
+        ("ours", "peer", 1, 2, 1, 1)
+
+
+def test_a_searchs_front_rows_are_its_test_scores_and_its_compute_counts_finished_trials():
+    trials = [{"trial_id": "b", "status": "finished", "pareto": True, "compression": 12.0, "test_accuracy": 0.4,
+               "test_accuracy_se": 0.02, "model_bytes": 5, "speedup_vs_fp": 1.3},
+              {"trial_id": "a", "status": "finished", "pareto": True, "compression": 4.0, "test_accuracy": 0.5,
+               "test_accuracy_se": 0.02, "model_bytes": 9},
+              {"trial_id": "c", "status": "finished", "pareto": False, "compression": 6.0, "test_accuracy": None},
+              {"trial_id": "d", "status": "failed", "pareto": False, "compression": None}]
+    out = rows.front_rows("pose", "s", 2, trials, 30.0, 100)
+    assert [(r["trial"], r["value"], r["compression"]) for r in out[:2]] == [("a", 0.5, 4.0), ("b", 0.4, 12.0)]
+    assert "x FP 1.30" in out[1]["note"] and out[1]["speedup_vs_fp"] == 1.3
+    assert (out[2]["value"], out[2]["trials"], out[2]["wall_s"]) == (300, 4, 30.0)
+
+
+def test_a_search_arm_asks_for_the_peers_targets_and_its_seed_at_either_budget():
+    from bench.peers import search_arm
+
+    equal = search_arm.search_config("pose", True, 2, (4, 6), 2)
+    default = search_arm.search_config("pose", True, 2, (4, 6), None)
+    assert (equal.search.seed, list(equal.search.targets), equal.search.num_samples) == (2, [4, 6], 2)
+    assert default.search.num_samples == search_arm.TASKS["pose"](True).get("search", {}).get(
+        "num_samples", type(default.search)().num_samples)
+    assert equal.name != default.name and not equal.tracking.enabled
 
 
 # --- slow: the mqat arm on the tiny task, trained as every arm is ------------------------------------------------
