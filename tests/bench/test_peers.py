@@ -307,3 +307,17 @@ def test_the_mqat_arm_plans_meet_their_targets_and_train_to_the_same_accounting(
     assert result["compression"] == pytest.approx(budgets.compression(bits, ctx.layers, fp))
     assert 0 <= result["accuracy"] <= 1 and result["accuracy_se"] >= 0
     assert result["trained_images"] == train.epochs(ctx) * ctx.config.search.stage.images_per_epoch
+
+
+def test_the_summary_gives_each_targets_spread_over_seeds_and_each_arms_hypervolume():
+    from bench.peers.summary import summary
+
+    choice = {"plans": {4.0: {"bits": {"a": 8}}}, "choose_s": 3.0}
+    trained = [rows.run_row("pose", "peer", 4.0, seed, choice, {"accuracy": accuracy, "accuracy_se": 0.01,
+                                                                 "compression": 4.1, "bytes": 10, "train_s": 2.0,
+                                                                 "trained_images": 96, "speedup_vs_fp": 1.2})
+               for seed, accuracy in ((0, 0.40), (1, 0.44))]
+    text = summary(trained + rows.hypervolume_rows(trained))
+    assert "0.420 +- 0.028" in text                                    # the mean and sd of 0.40 and 0.44
+    assert "peer per seed: trained 96 images in 2 s, chose every target's bits in 3 s" in " ".join(text.split())
+    assert "hypervolume 1.302 +- 0.088 over 2 seeds" in text          # 0.40 x 3.1 and 0.44 x 3.1
