@@ -18,8 +18,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *, te
     try:
         with open(descriptor, "w" if text else "wb") as file:
             write(file)
+        os.chmod(name, 0o666 & ~_umask())  # mkstemp's file is private (0600): give it a new file's mode
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

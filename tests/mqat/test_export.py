@@ -120,3 +120,19 @@ def test_atomic_write_leaves_the_old_file_and_no_part_when_writing_fails(tmp_pat
     assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["table.bin"]
     atomic_write(path, lambda f: f.write("new"), text=True)
     assert path.read_text() == "new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_atomic_write_gives_the_file_a_new_files_mode_not_a_private_one(tmp_path):
+    """The search's table and plot are read by others on shared storage: mkstemp's 0600 was kept
+    (trials.parquet and pareto.png were the only private files of a search)."""
+    import os
+    import stat
+
+    from mqat import atomic_write
+    mask = os.umask(0o027)
+    try:
+        path = atomic_write(tmp_path / "trials.parquet", lambda f: f.write(b"rows"))
+        (tmp_path / "plain").write_bytes(b"x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o640
