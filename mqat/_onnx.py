@@ -3,7 +3,7 @@
 Each quantized layer becomes, in the graph, ``DequantizeLinear(integer weight, per-channel step)``
 feeding its Conv or Gemm, and ``QuantizeLinear -> DequantizeLinear`` on its input, the
 activation's step as the scale. In the ``speed`` layout (the default) every integer is stored in
-an 8-bit type (int8 weights, uint8 / int8 activations), the values within their own range, and a
+an 8-bit type (int8 weights, uint8 activations: a signed one with its zero point at 128), the values within their own range, and a
 ``Clip`` on the integers between Q and DQ keeps an activation of fewer than 8 bits in range. In
 the ``size`` layout, weights of 2 to 4 bits are int4 (opset 21) and 4-bit activations uint4 /
 int4; the Clip is left for 2, 3, 5, 6 and 7 bits, for which ONNX has no type.
