@@ -31,9 +31,8 @@ def plot(task: str, rows: list[dict], directory: Path | None = None) -> Path | N
                     yerr=[r.get("accuracy_se") or 0.0 for r in mine], fmt=MARKERS[i % len(MARKERS)],
                     color=f"C{i}", alpha=0.75, capsize=2, markersize=5, label=arm)
     ax.set_xscale("log")
-    ticks = [t for t in (2, 3, 4, 6, 8, 10, 12, 16, 24, 32)
-             if min(r["compression"] for p in found.values() for r in p) / 1.1 <= t
-             <= max(r["compression"] for p in found.values() for r in p) * 1.1]
+    compressions = [r["compression"] for p in found.values() for r in p]
+    ticks = [t for t in (2, 3, 4, 6, 8, 10, 12, 16, 24, 32) if min(compressions) / 1.1 <= t <= max(compressions) * 1.1]
     ax.set_xticks(ticks, [f"{t}x" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("weight compression (x, log scale)")

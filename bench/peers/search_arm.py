@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .tasks import ROOT, TASKS
+from .tasks import ROOT, task_data
 
 #: the arms' names in the section's rows
 EQUAL = "mqat-search (equal compute)"
@@ -24,14 +24,12 @@ def search_config(task_name: str, quick: bool, seed: int, targets, trials: int |
     seeds and ``trials`` trials (``None``: the config's own), tracking off."""
     from search.config import config_from_dict, merge
 
-    data = TASKS[task_name](quick)
+    data = task_data(task_name, quick)
     budget = f"{trials}t" if trials else "default"
     search = merge(data.get("search") or {}, {"seed": seed, "targets": list(targets)})
     if trials:
         search["num_samples"] = trials
-    cache = data.get("cache_dir", "data")
     return config_from_dict({**data, "name": f"peers-{task_name}-{budget}-s{seed}", "search": search,
-                             "cache_dir": cache if str(cache).startswith("/") else str(ROOT / cache),
                              "output_dir": str(ROOT / "bench" / "runs" / "peers"), "tracking": {"enabled": False}})
 
 

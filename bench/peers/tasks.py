@@ -37,13 +37,19 @@ def _classify(quick: bool) -> dict:
 TASKS = {"pose": _pose, "classify": _classify}
 
 
-def config_data(task_name: str, quick: bool) -> dict:
-    """The task's config at layer granularity, tracking off, the cache under the repository."""
+def task_data(task_name: str, quick: bool) -> dict:
+    """The task's bench config as a user runs it, its cache (a relative path) under the repository."""
     data = TASKS[task_name](quick)
-    search = {k: v for k, v in (data.get("search") or {}).items() if k != "scheduler"}  # no search runs here
     cache = Path(data.get("cache_dir", "data"))
-    return {**data, "search": search, "cache_dir": str(cache if cache.is_absolute() else ROOT / cache),
-            "space": {**(data.get("space") or {}), "granularity": "layer"}, "tracking": {"enabled": False}}
+    return {**data, "cache_dir": str(cache if cache.is_absolute() else ROOT / cache)}
+
+
+def config_data(task_name: str, quick: bool) -> dict:
+    """The task's config at layer granularity, tracking off, no search settings beyond its stage."""
+    data = task_data(task_name, quick)
+    search = {k: v for k, v in (data.get("search") or {}).items() if k != "scheduler"}  # no search runs here
+    return {**data, "search": search, "space": {**(data.get("space") or {}), "granularity": "layer"},
+            "tracking": {"enabled": False}}
 
 
 @dataclass
