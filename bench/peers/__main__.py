@@ -19,8 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", metavar="ROWS", help="print the summary of rows saved earlier (JSON lines) and stop")
     args = parser.parse_args(argv)
     if args.summary:
-        with open(args.summary) as rows:
-            print(summary([json.loads(line) for line in rows if line.strip()]))
+        try:
+            with open(args.summary) as rows:
+                print(summary([json.loads(line) for line in rows if line.strip()]))
+        except (OSError, ValueError) as err:
+            parser.error(f"--summary {args.summary}: {err}")  # one line, exit 2
         return 0
     settings = QUICK if args.quick else FULL
     if args.task:

@@ -280,12 +280,12 @@ def test_a_searchs_front_rows_are_its_test_scores_and_its_compute_counts_finishe
 
 
 def test_a_search_arm_asks_for_the_peers_targets_and_its_seed_at_either_budget():
-    from bench.peers import search_arm
+    from bench.peers import search_arm, tasks
 
     equal = search_arm.search_config("pose", True, 2, (4, 6), 2)
     default = search_arm.search_config("pose", True, 2, (4, 6), None)
     assert (equal.search.seed, list(equal.search.targets), equal.search.num_samples) == (2, [4, 6], 2)
-    assert default.search.num_samples == search_arm.TASKS["pose"](True).get("search", {}).get(
+    assert default.search.num_samples == tasks.TASKS["pose"](True).get("search", {}).get(
         "num_samples", type(default.search)().num_samples)
     assert equal.name != default.name and not equal.tracking.enabled
 
@@ -321,3 +321,13 @@ def test_the_summary_gives_each_targets_spread_over_seeds_and_each_arms_hypervol
     assert "0.420 +- 0.028" in text                                    # the mean and sd of 0.40 and 0.44
     assert "peer per seed: trained 96 images in 2 s, chose every target's bits in 3 s" in " ".join(text.split())
     assert "hypervolume 1.302 +- 0.088 over 2 seeds" in text          # 0.40 x 3.1 and 0.44 x 3.1
+
+
+def test_a_missing_or_broken_rows_file_for_the_summary_is_one_error_and_exit_2(tmp_path, capsys):
+    from bench.peers.__main__ import main
+
+    (tmp_path / "broken.jsonl").write_text("{not json\n")
+    for path in (tmp_path / "missing.jsonl", tmp_path / "broken.jsonl"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--summary", str(path)])
+        assert exit_.value.code == 2 and f"--summary {path}:" in capsys.readouterr().err
