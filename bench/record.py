@@ -163,8 +163,11 @@ def recording_config(output_dir: Path, cache_dir: Path, paths: Paths = Paths()):
         config = replace(config, pretrain=replace(config.pretrain, checkpoint=str(paths.fp_checkpoint)))
     space = replace(config.space, granularity="module", order="search", joint=True, weight_bits=BITS, ema=False,
                     qc=False, bn=True, lr=(LR, LR), epochs_per_stage=1)
+    # the table was recorded with an input quantizer per layer (the default until 2026-12-06): kept so
+    stage = replace(config.search.stage, share_inputs=False)
     search = replace(config.search, ilp_seeds=False, sampler="random", objectives=("accuracy", "compression"),
-                     max_concurrent=2, deploy=replace(config.search.deploy, onnx=False), budget_trials=None)
+                     max_concurrent=2, deploy=replace(config.search.deploy, onnx=False), budget_trials=None,
+                     stage=stage)
     return replace(config, name="bench-record", output_dir=str(output_dir), cache_dir=str(cache_dir),
                    space=space, search=search, tracking=replace(config.tracking, enabled=False))
 
@@ -315,7 +318,8 @@ def _new_meta(config) -> dict[str, Any]:
     return {"grid": {"modules": list(MODULES), "bits": list(BITS), "orders": "six orders and the joint flow (uniform)",
                      "configurations": len(grid()), "repeat_set": REPEATS, "repeat_seeds": REPEAT_SEEDS},
             "settings": {"config": "configs/quickstart.yaml", "lr": LR, "bn": True, "ema": False, "qc": False,
-                         "onnx": False, "images_per_epoch": config.search.stage.images_per_epoch,
+                         "onnx": False, "share_inputs": config.search.stage.share_inputs,
+                         "images_per_epoch": config.search.stage.images_per_epoch,
                          "stage_eval_images": config.search.stage.eval_images,
                          "seeds": "replicate k trains every configuration from seed k; stage prefixes shared"},
             "seconds_note": "seconds of one thread, two workers on a 2-core machine; a row's seconds are its "
