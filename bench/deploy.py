@@ -6,6 +6,8 @@ by burst (an untimed run, then ``BURST`` timed ones), within a runtime and batch
 (``bench.timing.interleaved``: drift hits all alike), medians reported. OpenVINO runs an FP
 model's float layers in bf16 on a CPU with bf16 instructions: the ratio is to that default;
 ``ratio_vs_fp_f32`` to the same FP model with its floats in f32, as ONNX Runtime and PyTorch run it.
+Beside them, each quantized model's convolution ceiling in OpenVINO (``bench.openvino_profile``):
+what x FP would be if every node but the convolutions cost nothing.
 
 The plans are the backbone bit-widths a front spans (8, 4, 3 and 2 bits, the rest as the
 quickstart's fronts had them), calibrated on training images, not trained: latency depends on the
@@ -95,4 +97,24 @@ def run(quick: bool = False) -> list[dict]:
                     extra = {"ratio_vs_fp_f32": seconds[FP_F32] / value} if FP_F32 in seconds else {}
                     rows.append(row(SECTION, f"{runtime} batch {batch}: {name} (ms)", value * 1e3, ratio=ratio,
                                     goal=goal, met=met, runtime=runtime, batch=batch, **extra))
+            if runtime == "openvino":
+                rows += _ceiling_rows(models, shape, runs=5 if quick else 30)
+    return rows
+
+
+def _ceiling_rows(models: dict[str, Path], shape: tuple[int, ...], runs: int) -> list[dict]:
+    """Per quantized model and batch, its convolutions' time in OpenVINO's own profile and the
+    FP model's over it: the x FP it would reach if every other node cost nothing."""
+    from .openvino_profile import convolution_ceiling, node_times
+
+    rows = []
+    for batch in BATCHES:
+        times = {name: node_times(path, shape, batch=batch, runs=runs) for name, path in models.items()}
+        fp_ms = times["FP"]["Convolution"] / 1e3
+        for name, nodes in times.items():
+            if name != "FP":
+                rows.append(row(SECTION, f"openvino batch {batch}: {name} convolutions (ms)",
+                                nodes["Convolution"] / 1e3, ratio=convolution_ceiling(times["FP"], nodes),
+                                note=f"x FP with every other node free (FP's convolutions {fp_ms:.3f} ms)",
+                                runtime="openvino", batch=batch, ceiling=True))
     return rows

@@ -39,7 +39,8 @@ def test_bench_quick_deploy_times_fp_and_each_plan_in_both_layouts_and_runtimes(
     assert {r["runtime"] for r in rows} == {"onnxruntime", "openvino"} and {r["batch"] for r in rows} == {1, 8}
     for runtime in ("onnxruntime", "openvino"):
         for batch in (1, 8):
-            cell = {r["what"].split(": ", 1)[1]: r for r in rows if r["runtime"] == runtime and r["batch"] == batch}
+            cell = {r["what"].split(": ", 1)[1]: r for r in rows
+                    if r["runtime"] == runtime and r["batch"] == batch and not r.get("ceiling")}
             # FP, 4 plans x 2 layouts, and each plan in the speed layout with one input quantizer per
             # shared tensor; in OpenVINO also its FP model with the floats in f32 (its default is bf16
             # on CPUs that have it), and every model's ratio to that one
@@ -50,6 +51,10 @@ def test_bench_quick_deploy_times_fp_and_each_plan_in_both_layouts_and_runtimes(
                 assert r["value"] > 0 and abs(r["ratio"] - cell["FP (ms)"]["value"] / r["value"]) < 1e-9
                 if f32:
                     assert abs(r["ratio_vs_fp_f32"] - cell["FP f32 (ms)"]["value"] / r["value"]) < 1e-9
+            # in OpenVINO, each quantized model's convolution ceiling from its profile: FP's convolutions over its
+            ceilings = [r for r in rows if r["runtime"] == runtime and r["batch"] == batch and r.get("ceiling")]
+            assert len(ceilings) == (12 if f32 else 0)
+            assert all(r["value"] > 0 and r["ratio"] > 0 and r["what"].endswith(" convolutions (ms)") for r in ceilings)
 
 
 @pytest.mark.slow
