@@ -98,18 +98,18 @@ def run(quick: bool = False) -> list[dict]:
                     rows.append(row(SECTION, f"{runtime} batch {batch}: {name} (ms)", value * 1e3, ratio=ratio,
                                     goal=goal, met=met, runtime=runtime, batch=batch, **extra))
             if runtime == "openvino":
-                rows += _ceiling_rows(models, shape, runs=5 if quick else 30)
+                rows += _ceiling_rows(models, shape, turns=rounds)
     return rows
 
 
-def _ceiling_rows(models: dict[str, Path], shape: tuple[int, ...], runs: int) -> list[dict]:
+def _ceiling_rows(models: dict[str, Path], shape: tuple[int, ...], turns: int) -> list[dict]:
     """Per quantized model and batch, its convolutions' time in OpenVINO's own profile and the
     FP model's over it: the x FP it would reach if every other node cost nothing."""
     from .openvino_profile import convolution_ceiling, node_times
 
     rows = []
     for batch in BATCHES:
-        times = {name: node_times(path, shape, batch=batch, runs=runs) for name, path in models.items()}
+        times = node_times(models, shape, batch=batch, turns=turns, burst=BURST)
         fp_ms = times["FP"]["Convolution"] / 1e3
         for name, nodes in times.items():
             if name != "FP":

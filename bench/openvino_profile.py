@@ -10,34 +10,45 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def node_times(path: str | Path, input_shape: Sequence[int], *, batch: int = 1, runs: int = 30,
-               threads: int = 1) -> dict[str, float]:
-    """Median microseconds per run of each node type (``Convolution``, ``Reorder``...) executed by the
-    ONNX model at ``path``, compiled as the deploy bench runs it (``threads`` threads, latency
-    hint, OpenVINO's default precision), on random inputs of ``(batch, *input_shape)``."""
+def node_times(paths: Mapping[str, str | Path], input_shape: Sequence[int], *, batch: int = 1, turns: int = 8,
+               burst: int = 5, threads: int = 1) -> dict[str, dict[str, float]]:
+    """Per model (by name), median microseconds per run of each node type it executed
+    (``Convolution``, ``Reorder``...), compiled as the deploy bench runs them (``threads``
+    threads, latency hint, OpenVINO's default precision), on random inputs of ``(batch,
+    *input_shape)``. The models run in turns, as the bench times them (an untimed run, then
+    ``burst`` profiled ones, model after model): a machine's drift then moves all of them alike,
+    where models profiled one after the other differed by 1.5x between two with the same convolutions."""
     import numpy as np
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(path), "CPU", {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads,
-                                                          "PERFORMANCE_HINT": "LATENCY"})
-    request = compiled.create_infer_request()
     feed = np.random.default_rng(0).random((batch, *input_shape), dtype=np.float32)
-    for _ in range(3):  # warm-up: the first runs compile kernels and fill the caches
-        request.infer({0: feed})
-    per_run: dict[str, list[float]] = defaultdict(list)
-    for _ in range(runs):
-        request.infer({0: feed})
-        totals: dict[str, float] = defaultdict(float)
-        for node in request.profiling_info:
-            if node.status == ov.ProfilingInfo.Status.EXECUTED:  # a fused node is listed too, not run
-                totals[node.node_type] += node.real_time.total_seconds() * 1e6
-        for kind, value in totals.items():
-            per_run[kind].append(value)
-    return {kind: statistics.median(values) for kind, values in per_run.items()}
+    settings = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    requests = {name: ov.Core().compile_model(str(path), "CPU", settings).create_infer_request()
+                for name, path in paths.items()}
+    runs: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in paths}
+    for request in requests.values():  # warm-up: the first runs compile kernels and fill the caches
+        for _ in range(3):
+            request.infer({0: feed})
+    for _ in range(turns):
+        for name, request in requests.items():
+            request.infer({0: feed})  # untimed: brings back what the other models pushed out of the caches
+            for _ in range(burst):
+                request.infer({0: feed})
+                for kind, value in _by_type(request.profiling_info, ov).items():
+                    runs[name][kind].append(value)
+    return {name: {kind: statistics.median(values) for kind, values in kinds.items()} for name, kinds in runs.items()}
+
+
+def _by_type(profiling_info, ov) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for node in profiling_info:
+        if node.status == ov.ProfilingInfo.Status.EXECUTED:  # a fused node is listed too, not run
+            totals[node.node_type] += node.real_time.total_seconds() * 1e6
+    return totals
 
 
 def convolution_ceiling(fp: dict[str, float], quantized: dict[str, float]) -> float:

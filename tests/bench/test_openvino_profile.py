@@ -23,7 +23,10 @@ def _net(convs: int) -> nn.Module:
 
 
 def test_node_times_sums_each_node_type_of_the_compiled_model(tmp_path):
-    times = node_times(_export(_net(2), tmp_path / "m.onnx"), (3, 16, 16), batch=2, runs=3)
+    models = {"two": _export(_net(2), tmp_path / "two.onnx"), "one": _export(_net(1), tmp_path / "one.onnx")}
+    both = node_times(models, (3, 16, 16), batch=2, turns=2, burst=2)
+    assert set(both) == {"two", "one"}
+    times = both["two"]
     assert times["Convolution"] > 0  # the ReLUs fuse into the convolutions: they are not nodes of their own
     assert "Relu" not in times and "Eltwise" not in times
     assert all(value >= 0 for value in times.values())
@@ -32,7 +35,7 @@ def test_node_times_sums_each_node_type_of_the_compiled_model(tmp_path):
 def test_the_ceiling_divides_fp_convolution_time_by_the_models_and_each_model_gets_a_row(tmp_path):
     assert convolution_ceiling({"Convolution": 300.0, "Reorder": 50.0}, {"Convolution": 200.0}) == 1.5
     models = {"FP": _export(_net(4), tmp_path / "fp.onnx"), "small": _export(_net(1), tmp_path / "small.onnx")}
-    rows = deploy._ceiling_rows(models, (3, 16, 16), runs=3)
+    rows = deploy._ceiling_rows(models, (3, 16, 16), turns=2)
     assert [(r["batch"], r["what"]) for r in rows] == [
         (1, "openvino batch 1: small convolutions (ms)"), (8, "openvino batch 8: small convolutions (ms)")]
     for r in rows:

@@ -2,6 +2,7 @@
 the flow's stages, averaged once by the EMA, exported as one Quantize -> Dequantize."""
 from __future__ import annotations
 
+import collections
 import copy
 
 import torch
@@ -13,9 +14,9 @@ from trainables.pose.network import MODULE_MAP, PoseNet
 STAGE1_INPUT = ("backbone.stages.1.0.conv1.0", "backbone.stages.1.0.shortcut.0", "fpn.lateral.0")
 
 
-def _net():
+def _net(widths=(8, 8, 16, 16), fpn_channels=8):
     torch.manual_seed(0)
-    return PoseNet(keypoints=4, widths=(8, 8, 16, 16), fpn_channels=8)
+    return PoseNet(keypoints=4, widths=widths, fpn_channels=fpn_channels)
 
 
 def test_the_readers_of_a_stage_output_are_found_by_one_forward_pass():
@@ -25,8 +26,8 @@ def test_the_readers_of_a_stage_output_are_found_by_one_forward_pass():
     assert all(len(g) > 1 for g in groups) and len({n for g in groups for n in g}) == sum(map(len, groups))
 
 
-def _run(shared: bool, order=("fpn", "head", "backbone"), ema=None):
-    model = _net()
+def _run(shared: bool, order=("fpn", "head", "backbone"), ema=None, **net):
+    model = _net(**net)
     x = torch.rand(16, 3, 64, 64)
     module_map = mqat.ModuleMap(MODULE_MAP, fp_first_last=True)
 
@@ -90,3 +91,35 @@ def test_the_export_quantizes_a_shared_tensor_once_and_runs_as_the_model(tmp_pat
         expected = [t.numpy() for t in separate(x[:4])]
     assert_close(session(tmp_path / "m.onnx", optimized=False).run(None, {"input": x[:4].numpy()}), expected, DEEP)
     assert_close(session(tmp_path / "m.onnx").run(None, {"input": x[:4].numpy()}), expected, FUSED)
+
+
+def _openvino_layers(path) -> collections.Counter:
+    """(layer type, precision) of each node of OpenVINO's compiled graph, counted."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1})
+    layers = collections.Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        layers[(info["layerType"].astype(str), info["runtimePrecision"].astype(str))] += 1
+    return layers
+
+
+def test_openvino_runs_the_residual_and_fpn_adds_inside_int8_convolutions_and_fuses_shared_quantizers(tmp_path):
+    """No float Add between int8 convolutions: each residual and FPN add runs as a post-op of the
+    int8 convolution that produces one side; with one quantizer per tensor, the quantizers fuse
+    into their producers too, where separate ones stay nodes of their own."""
+    counts = {}
+    for shared in (True, False):
+        result, x = _run(shared=shared, widths=(16, 48, 128, 256), fpn_channels=32)  # the quickstart's widths
+        mqat.export_onnx(result.model.eval(), tmp_path / f"{shared}.onnx", example_input=x[:1])
+        counts[shared] = _openvino_layers(tmp_path / f"{shared}.onnx")
+    quantized = len(mqat.quantized_layers(result.model))
+    for layers in counts.values():
+        assert not [kind for kind in layers if kind[0] in ("Eltwise", "Add")]
+        assert sum(n for (kind, precision), n in layers.items() if kind == "Convolution" and precision in ("u8", "i8")) \
+            == quantized
+    fake_quantize = {shared: sum(n for (kind, _), n in layers.items() if kind == "FakeQuantize")
+                     for shared, layers in counts.items()}
+    # shared: only the head's (its body's output is read by the quantized heatmap and the float offset layer)
+    assert fake_quantize[True] <= 1 < fake_quantize[False]
