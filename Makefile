@@ -1,5 +1,5 @@
 # mqat-search: set up and run. Only Python 3.10+ (with venv) is needed beforehand.
-#   make quickstart   set up, then run the quickstart search (local Ray, CPU, about 12 minutes after setup)
+#   make quickstart   set up, then run the quickstart search (local Ray, CPU, about 13 minutes after setup)
 #   make detect       set up, then run the detection search (local Ray, CPU, about 15 minutes)
 #   make test         set up, then lint (ruff, mypy) and run the test suite
 #   make demo         set up, then run the library demo
