@@ -163,7 +163,8 @@ def recording_config(output_dir: Path, cache_dir: Path, paths: Paths = Paths()):
         config = replace(config, pretrain=replace(config.pretrain, checkpoint=str(paths.fp_checkpoint)))
     space = replace(config.space, granularity="module", order="search", joint=True, weight_bits=BITS, ema=False,
                     qc=False, bn=True, lr=(LR, LR), epochs_per_stage=1)
-    # the table was recorded with an input quantizer per layer (the default until 2026-12-06): kept so
+    # the table was recorded with an input quantizer per layer (the default until 2026-12-06): a resumed
+    # recording trains its rows as the others were
     stage = replace(config.search.stage, share_inputs=False)
     search = replace(config.search, ilp_seeds=False, sampler="random", objectives=("accuracy", "compression"),
                      max_concurrent=2, deploy=replace(config.search.deploy, onnx=False), budget_trials=None,
