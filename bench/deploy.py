@@ -115,6 +115,6 @@ def _ceiling_rows(models: dict[str, Path], shape: tuple[int, ...], turns: int) -
             if name != "FP":
                 rows.append(row(SECTION, f"openvino batch {batch}: {name} convolutions (ms)",
                                 nodes["Convolution"] / 1e3, ratio=convolution_ceiling(times["FP"], nodes),
-                                note=f"x FP with every other node free (FP's convolutions {fp_ms:.3f} ms)",
+                                note=f"x FP with every other node free (FP's convolutions {fp_ms:.4g} ms)",
                                 runtime="openvino", batch=batch, ceiling=True))
     return rows
