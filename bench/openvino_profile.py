@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mqat._latency import openvino_settings
+
 
 def node_times(paths: Mapping[str, str | Path], input_shape: Sequence[int], *, batch: int = 1, turns: int = 8,
                burst: int = 5, threads: int = 1) -> dict[str, dict[str, float]]:
@@ -26,7 +28,7 @@ def node_times(paths: Mapping[str, str | Path], input_shape: Sequence[int], *, b
     import openvino as ov
 
     feed = np.random.default_rng(0).random((batch, *input_shape), dtype=np.float32)
-    settings = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    settings = {**openvino_settings(threads), "PERF_COUNT": True}
     core = ov.Core()
     requests = {name: core.compile_model(str(path), "CPU", settings).create_infer_request()
                 for name, path in paths.items()}

@@ -65,15 +65,21 @@ def _onnxruntime(path, threads: int, device: str):
     return (lambda feed: session.run(None, {name: feed})), session.get_providers()[0]
 
 
+def openvino_settings(threads: int, float_precision: str | None = None) -> dict:
+    """How a model is compiled for OpenVINO's CPU to be timed: ``threads`` threads, latency hint,
+    float layers in ``float_precision`` (OpenVINO's own default if None)."""
+    settings: dict = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    if float_precision is not None:
+        settings["INFERENCE_PRECISION_HINT"] = float_precision
+    return settings
+
+
 def _openvino(path, threads: int, device: str, float_precision: str | None = None):
     """The provider names the precision OpenVINO runs float layers in: its default is bf16 on a
     CPU with bf16 instructions (AVX-512 BF16, AMX), so an "FP" model there is not run in f32."""
     import openvino as ov
 
-    settings = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-    if float_precision is not None:
-        settings["INFERENCE_PRECISION_HINT"] = float_precision
-    compiled = ov.Core().compile_model(str(path), "CPU", settings)
+    compiled = ov.Core().compile_model(str(path), "CPU", openvino_settings(threads, float_precision))
     request = compiled.create_infer_request()
     precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     return (lambda feed: request.infer({0: feed})), f"openvino:CPU ({precision} floats)"
